@@ -1,0 +1,243 @@
+"""Use case: upsert a conversation and turn its new messages into memories."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from attrs import define, field, frozen
+
+from memoryd.core.errors import Forbidden, QuotaExceeded
+from memoryd.core.memories import MemoryPolicy, build_memories
+from memoryd.core.model import (
+    Caller,
+    Conversation,
+    Memory,
+    MemoryDraft,
+    Message,
+    Scalar,
+    StoredMessage,
+)
+from memoryd.core.ports import (
+    ChangeKind,
+    Clock,
+    ConversationChange,
+    ConversationStore,
+    Embedder,
+    IndexChange,
+    IndexedMemory,
+    MemoryIndex,
+    PartHandler,
+    TokenCharge,
+    TokenCounter,
+)
+
+
+@frozen
+class IngestRequest:
+    conversation_id: str
+    messages: tuple[Message, ...]
+    container_tags: tuple[str, ...] = ()
+    metadata: Mapping[str, Scalar] = field(factory=dict)
+
+
+@frozen
+class IngestResult:
+    id: str
+    conversation_id: str
+    kind: ChangeKind
+    messages_added: int
+    memories_added: int
+    memories_removed: int
+
+
+def classify(stored: Sequence[StoredMessage], incoming: Sequence[Message]) -> tuple[ChangeKind, int]:
+    """How ``incoming`` relates to the stored history, and where new messages start.
+
+    The same messages are ``unchanged``; the stored ones followed by more, in
+    the same order, are ``appended`` from the stored length; anything else
+    (edited, reordered, shortened) ``replaced`` from 0.
+    """
+    if not stored:
+        return "created", 0
+    old = [s.message.fingerprint() for s in stored]
+    new = [m.fingerprint() for m in incoming]
+    if new == old:
+        return "unchanged", len(old)
+    if len(new) > len(old) and new[: len(old)] == old:
+        return "appended", len(old)
+    return "replaced", 0
+
+
+def resolve_tags(caller: Caller, requested: tuple[str, ...]) -> tuple[str, ...]:
+    """The tags a write gets: the requested ones, which must be inside the key's scope.
+
+    A tag-limited key that names no tags writes under all of its own tags.
+    """
+    if not requested:
+        return caller.tags
+    if not caller.may_use_tags(requested):
+        outside = sorted(set(requested) - set(caller.tags))
+        raise Forbidden(
+            "This API key may not write to these container tags",
+            details={"containerTags": outside, "allowed": list(caller.tags)},
+        )
+    return tuple(dict.fromkeys(requested))
+
+
+@define
+class IngestService:
+    """Upserts conversations: stores messages, embeds new memories, charges tokens."""
+
+    store: ConversationStore
+    index: MemoryIndex
+    embedder: Embedder
+    tokens: TokenCounter
+    clock: Clock
+    policy: MemoryPolicy = field(factory=MemoryPolicy)
+    part_handlers: Sequence[PartHandler] = ()
+
+    async def ingest(self, caller: Caller, request: IngestRequest) -> IngestResult:
+        tags = resolve_tags(caller, request.container_tags)
+        existing = await self.store.get_conversation(caller.tenant_id, request.conversation_id)
+        if existing is not None and not caller.may_use_tags(existing.container_tags):
+            raise Forbidden(
+                f"This API key may not write conversation {request.conversation_id!r}",
+                details={"conversationId": request.conversation_id},
+            )
+        now = self.clock.now()
+        stored = existing.messages if existing else ()
+        kind, start = classify(stored, request.messages)
+        messages = self._stored_messages(stored, request.messages, start, now)
+        new_messages = messages[start:] if kind != "unchanged" else ()
+        charge = self._charge(caller, new_messages)
+
+        conversation = Conversation(
+            id=existing.id if existing else uuid.uuid4().hex,
+            tenant_id=caller.tenant_id,
+            conversation_id=request.conversation_id,
+            messages=messages,
+            container_tags=tags,
+            metadata=dict(request.metadata),
+            created_at=existing.created_at if existing else now,
+            updated_at=now,
+        )
+        if (
+            kind == "unchanged"
+            and existing is not None
+            and existing.container_tags == tags
+            and dict(existing.metadata) == dict(request.metadata)
+        ):
+            return IngestResult(existing.id, request.conversation_id, kind, 0, 0, 0)
+
+        removed: tuple[str, ...] = ()
+        if kind == "replaced":
+            removed = await self.store.memory_ids(caller.tenant_id, request.conversation_id)
+        drafts = (
+            build_memories(
+                messages,
+                start=start,
+                policy=self.policy,
+                extra_text=await self._part_texts(messages, start),
+            )
+            if kind != "unchanged"
+            else []
+        )
+        added = await self._embed(conversation, drafts, now)
+        await self.store.commit(
+            ConversationChange(
+                kind=kind,
+                conversation=conversation,
+                new_messages=new_messages,
+                added=added,
+                removed_memory_ids=removed,
+                charge=charge,
+            )
+        )
+        await self.index.apply(
+            IndexChange(
+                tenant_id=caller.tenant_id,
+                conversation_id=request.conversation_id,
+                added=added,
+                removed_memory_ids=removed,
+                container_tags=tags,
+                metadata=dict(request.metadata),
+            )
+        )
+        return IngestResult(
+            conversation.id,
+            request.conversation_id,
+            kind,
+            messages_added=len(new_messages),
+            memories_added=len(added),
+            memories_removed=len(removed),
+        )
+
+    @staticmethod
+    def _stored_messages(
+        stored: Sequence[StoredMessage],
+        incoming: Sequence[Message],
+        start: int,
+        now: datetime,
+    ) -> tuple[StoredMessage, ...]:
+        kept = tuple(stored[:start])
+        fresh = tuple(
+            StoredMessage(message=m, position=start + i, received_at=now)
+            for i, m in enumerate(incoming[start:])
+        )
+        return kept + fresh
+
+    def _charge(self, caller: Caller, new_messages: Sequence[StoredMessage]) -> TokenCharge | None:
+        tokens = sum(self.tokens.count(m.message.text) for m in new_messages)
+        if caller.quota_tokens is not None and caller.used_tokens + tokens > caller.quota_tokens:
+            raise QuotaExceeded(
+                "This write would pass the API key's token quota; nothing was stored",
+                details={
+                    "quotaTokens": caller.quota_tokens,
+                    "usedTokens": caller.used_tokens,
+                    "requestTokens": tokens,
+                },
+            )
+        return TokenCharge(key_id=caller.key_id, tokens=tokens, quota=caller.quota_tokens)
+
+    async def _part_texts(self, messages: Sequence[StoredMessage], start: int) -> dict[int, str]:
+        """Text that the first accepting handler makes of each non-text part."""
+        texts: dict[int, str] = {}
+        for i in range(start, len(messages)):
+            found: list[str] = []
+            for part in messages[i].message.content:
+                if part.type == "text":
+                    continue
+                handler = next((h for h in self.part_handlers if h.accepts(part)), None)
+                text = await handler.to_text(part) if handler else None
+                if text:
+                    found.append(text)
+            if found:
+                texts[i] = "\n".join(found)
+        return texts
+
+    async def _embed(
+        self, conversation: Conversation, drafts: Sequence[MemoryDraft], now: datetime
+    ) -> tuple[IndexedMemory, ...]:
+        if not drafts:
+            return ()
+        vectors = await self.embedder.embed_documents([d.embed_text for d in drafts])
+        return tuple(
+            IndexedMemory(
+                memory=Memory(
+                    id=uuid.uuid4().hex,
+                    tenant_id=conversation.tenant_id,
+                    conversation_id=conversation.conversation_id,
+                    text=draft.text,
+                    positions=draft.positions,
+                    said_at=draft.said_at,
+                    container_tags=conversation.container_tags,
+                    metadata=conversation.metadata,
+                    created_at=now,
+                    updated_at=now,
+                ),
+                vector=vectors[i],
+            )
+            for i, draft in enumerate(drafts)
+        )

@@ -1,0 +1,216 @@
+"""Use case: search memories (scope, hybrid fusion, threshold, rerank, cache)."""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import datetime
+
+from attrs import define, field, frozen
+
+from memoryd.core.errors import Forbidden
+from memoryd.core.filters import Condition, MemoryFilter
+from memoryd.core.model import Caller, ScoredMemory
+from memoryd.core.ports import Candidate, Embedder, IndexQuery, MemoryIndex, Reranker
+
+
+@frozen
+class SearchRequest:
+    q: str
+    container_tags: tuple[str, ...] = ()
+    limit: int = 10
+    #: Results whose cosine similarity is below this are left out.
+    threshold: float = 0.0
+    conditions: tuple[Condition, ...] = ()
+    after: datetime | None = None
+    before: datetime | None = None
+
+
+@frozen
+class FusionSettings:
+    """How dense and keyword ranks combine (reciprocal rank fusion)."""
+
+    #: Candidates each side contributes before fusion.
+    candidates: int = 100
+    #: RRF's constant: larger flattens the difference between top ranks.
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    #: 0 turns the keyword side off (pure dense search).
+    keyword_weight: float = 1.0
+
+
+def scope(caller: Caller, request: SearchRequest) -> MemoryFilter:
+    """The filter a search runs under: the key's tenant and tags, then the request's."""
+    tags = request.container_tags
+    if tags and not caller.may_use_tags(tags):
+        outside = sorted(set(tags) - set(caller.tags))
+        raise Forbidden(
+            "This API key may not search these container tags",
+            details={"containerTags": outside, "allowed": list(caller.tags)},
+        )
+    return MemoryFilter(
+        tenant_id=caller.tenant_id,
+        container_tags=tags or caller.tags,
+        conditions=request.conditions,
+        after=request.after,
+        before=request.before,
+    )
+
+
+def fuse(candidates: Sequence[Candidate], settings: FusionSettings) -> list[tuple[Candidate, float]]:
+    """Order candidates by weighted reciprocal rank fusion, best first.
+
+    Ties break by cosine similarity, so the order is deterministic.
+    """
+    scored = []
+    for c in candidates:
+        score = 0.0
+        if c.dense_rank is not None:
+            score += settings.dense_weight / (settings.rrf_k + c.dense_rank + 1)
+        if c.keyword_rank is not None:
+            score += settings.keyword_weight / (settings.rrf_k + c.keyword_rank + 1)
+        scored.append((c, score))
+    scored.sort(key=lambda cs: (-cs[1], -cs[0].similarity, cs[0].memory_id))
+    return scored
+
+
+def normalise_query(text: str) -> str:
+    """The cache's view of a query: case and spacing do not matter."""
+    return re.sub(r"\s+", " ", text).strip().casefold()
+
+
+@define
+class SearchCache:
+    """A small LRU of search results, keyed so that any write to the tenant misses."""
+
+    capacity: int = 1024
+    _entries: OrderedDict[tuple[object, ...], list[ScoredMemory]] = field(
+        factory=OrderedDict, init=False
+    )
+    hits: int = field(default=0, init=False)
+    misses: int = field(default=0, init=False)
+
+    def get(self, key: tuple[object, ...]) -> list[ScoredMemory] | None:
+        found = self._entries.get(key)
+        if found is None:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return found
+
+    def put(self, key: tuple[object, ...], results: list[ScoredMemory]) -> None:
+        if self.capacity <= 0:
+            return
+        self._entries[key] = results
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+
+@define
+class SearchService:
+    """Finds a caller's memories for a query, best first."""
+
+    index: MemoryIndex
+    embedder: Embedder
+    fusion: FusionSettings = field(factory=FusionSettings)
+    rerankers: Sequence[Reranker] = ()
+    cache: SearchCache = field(factory=SearchCache)
+
+    async def search(self, caller: Caller, request: SearchRequest) -> list[ScoredMemory]:
+        memory_filter = scope(caller, request)
+        key = (
+            memory_filter,
+            normalise_query(request.q),
+            request.limit,
+            request.threshold,
+            self.index.generation(caller.tenant_id),
+        )
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        results = await self._search(memory_filter, request)
+        self.cache.put(key, results)
+        return results
+
+    async def _search(self, memory_filter: MemoryFilter, request: SearchRequest) -> list[ScoredMemory]:
+        vector = await self.embedder.embed_query(request.q)
+        candidates = await self.index.search(
+            IndexQuery(
+                filter=memory_filter,
+                vector=vector,
+                text=request.q if self.fusion.keyword_weight > 0 else "",
+                k=max(self.fusion.candidates, request.limit),
+            )
+        )
+        ranked = [
+            (c, score)
+            for c, score in fuse(candidates, self.fusion)
+            if c.similarity >= request.threshold
+        ][: request.limit]
+        memories = await self.index.fetch(
+            memory_filter.tenant_id, [c.memory_id for c, _ in ranked]
+        )
+        by_id = {m.id: m for m in memories}
+        results = [
+            ScoredMemory(memory=by_id[c.memory_id], similarity=c.similarity, score=score)
+            for c, score in ranked
+            if c.memory_id in by_id
+        ]
+        for reranker in self.rerankers:
+            results = await reranker.rerank(request.q, results)
+        return results
+
+
+@frozen
+class ContextRule:
+    """Which search results a chat answer uses as context (the reference behaviour)."""
+
+    #: Results at or below this cosine similarity are never used.
+    min_similarity: float = 0.4
+    #: At most this many unique documents (conversations).
+    max_documents: int = 5
+    #: After min-max normalisation, keep results above this...
+    min_normalised: float = 0.6
+    #: ...or at least this many of the best.
+    min_keep: int = 3
+
+
+def select_context(results: Sequence[ScoredMemory], rule: ContextRule) -> list[ScoredMemory]:
+    """Apply the chat context rule to results ordered best first.
+
+    Keep results with similarity above ``min_similarity``; keep the best one
+    of each document (conversation) until ``max_documents``; min-max normalise
+    their similarities; keep those above ``min_normalised``, or the top
+    ``min_keep`` if fewer pass. The returned results carry the normalised
+    score in ``score`` and the raw cosine in ``similarity``.
+    """
+    passing = sorted(
+        (r for r in results if r.similarity > rule.min_similarity),
+        key=lambda r: -r.similarity,
+    )
+    unique: list[ScoredMemory] = []
+    seen: set[str] = set()
+    for r in passing:
+        if r.memory.conversation_id in seen:
+            continue
+        seen.add(r.memory.conversation_id)
+        unique.append(r)
+        if len(unique) == rule.max_documents:
+            break
+    if not unique:
+        return []
+    top, bottom = unique[0].similarity, unique[-1].similarity
+    span = top - bottom
+    normalised = [
+        ScoredMemory(
+            memory=r.memory,
+            similarity=r.similarity,
+            score=(r.similarity - bottom) / span if span > 0 else 1.0,
+        )
+        for r in unique
+    ]
+    kept = [r for r in normalised if r.score > rule.min_normalised]
+    return kept if len(kept) >= rule.min_keep else normalised[: rule.min_keep]

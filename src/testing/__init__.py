@@ -1,0 +1,26 @@
+"""Fakes for every port, shipped so that plugin authors can test with them too.
+
+They are small, in-memory and deterministic, and they follow the ports'
+documented behaviour (the adapters' integration tests check the real ones
+against the same expectations).
+"""
+
+from __future__ import annotations
+
+from memoryd.testing._fakes import (
+    FakeEmbedder,
+    FixedClock,
+    InMemoryIndex,
+    InMemoryStore,
+    ScriptedChatModel,
+    WordCounter,
+)
+
+__all__ = [
+    "FakeEmbedder",
+    "FixedClock",
+    "InMemoryIndex",
+    "InMemoryStore",
+    "ScriptedChatModel",
+    "WordCounter",
+]
