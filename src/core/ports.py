@@ -144,8 +144,8 @@ class IndexChange:
     conversation_id: str
     added: tuple[IndexedMemory, ...] = ()
     removed_memory_ids: tuple[str, ...] = ()
-    #: The conversation's tags and metadata, which its memories take on.
-    container_tags: tuple[str, ...] = ()
+    #: The conversation's tags and metadata, which all its memories take on (None: unchanged).
+    container_tags: tuple[str, ...] | None = None
     metadata: Mapping[str, Any] | None = None
 
 

@@ -218,11 +218,11 @@ class InMemoryIndex:
             self.vectors[item.memory.id] = np.asarray(item.vector, dtype=np.float32)
         for mid, mem in list(self.memories.items()):
             if mem.tenant_id == change.tenant_id and mem.conversation_id == change.conversation_id:
-                self.memories[mid] = attrs.evolve(
-                    mem,
-                    container_tags=change.container_tags,
-                    metadata=dict(change.metadata or {}),
-                )
+                if change.container_tags is not None:
+                    mem = attrs.evolve(mem, container_tags=change.container_tags)
+                if change.metadata is not None:
+                    mem = attrs.evolve(mem, metadata=dict(change.metadata))
+                self.memories[mid] = mem
         self.generations[change.tenant_id] = self.generations.get(change.tenant_id, 0) + 1
 
     async def search(self, query: IndexQuery) -> list[Candidate]:
