@@ -62,7 +62,7 @@ class Settings:
     embedding_timeout: float = 30.0
 
     # --- tokens ---
-    token_encoding: str = "cl100k_base"
+    token_encoding: str = "cl100k_base"  # noqa: S105 (an encoding name, not a secret)
 
     # --- chat model ---
     llm: Literal["auto", "llamacpp", "openai", "extractive"] = "auto"
@@ -117,9 +117,11 @@ _converter.register_structure_hook(
 )
 _converter.register_structure_hook_func(
     lambda t: t == tuple[str, ...],
-    lambda v, _: tuple(x.strip() for x in v.split(",") if x.strip())
-    if isinstance(v, str)
-    else tuple(str(x) for x in v),
+    lambda v, _: (
+        tuple(x.strip() for x in v.split(",") if x.strip())
+        if isinstance(v, str)
+        else tuple(str(x) for x in v)
+    ),
 )
 
 

@@ -52,7 +52,9 @@ class IngestResult:
     memories_removed: int
 
 
-def classify(stored: Sequence[StoredMessage], incoming: Sequence[Message]) -> tuple[ChangeKind, int]:
+def classify(
+    stored: Sequence[StoredMessage], incoming: Sequence[Message]
+) -> tuple[ChangeKind, int]:
     """How ``incoming`` relates to the stored history, and where new messages start.
 
     The same messages are ``unchanged``; the stored ones followed by more, in

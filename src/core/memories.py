@@ -70,15 +70,15 @@ def split_text(text: str, max_chars: int) -> list[str]:
 
 def _units(text: str, max_chars: int) -> list[str]:
     units: list[str] = []
-    for sentence in re.split(r"(?<=[.!?])\s+|\n+", text):
-        sentence = sentence.strip()
-        while len(sentence) > max_chars:
-            cut = sentence.rfind(" ", 0, max_chars)
+    for raw in re.split(r"(?<=[.!?])\s+|\n+", text):
+        rest = raw.strip()
+        while len(rest) > max_chars:
+            cut = rest.rfind(" ", 0, max_chars)
             cut = cut if cut > 0 else max_chars
-            units.append(sentence[:cut].strip())
-            sentence = sentence[cut:].strip()
-        if sentence:
-            units.append(sentence)
+            units.append(rest[:cut].strip())
+            rest = rest[cut:].strip()
+        if rest:
+            units.append(rest)
     return units
 
 

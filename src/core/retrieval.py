@@ -58,7 +58,9 @@ def scope(caller: Caller, request: SearchRequest) -> MemoryFilter:
     )
 
 
-def fuse(candidates: Sequence[Candidate], settings: FusionSettings) -> list[tuple[Candidate, float]]:
+def fuse(
+    candidates: Sequence[Candidate], settings: FusionSettings
+) -> list[tuple[Candidate, float]]:
     """Order candidates by weighted reciprocal rank fusion, best first.
 
     Ties break by cosine similarity, so the order is deterministic.
@@ -135,7 +137,9 @@ class SearchService:
         self.cache.put(key, results)
         return results
 
-    async def _search(self, memory_filter: MemoryFilter, request: SearchRequest) -> list[ScoredMemory]:
+    async def _search(
+        self, memory_filter: MemoryFilter, request: SearchRequest
+    ) -> list[ScoredMemory]:
         vector = await self.embedder.embed_query(request.q)
         candidates = await self.index.search(
             IndexQuery(
@@ -150,9 +154,7 @@ class SearchService:
             for c, score in fuse(candidates, self.fusion)
             if c.similarity >= request.threshold
         ][: request.limit]
-        memories = await self.index.fetch(
-            memory_filter.tenant_id, [c.memory_id for c, _ in ranked]
-        )
+        memories = await self.index.fetch(memory_filter.tenant_id, [c.memory_id for c, _ in ranked])
         by_id = {m.id: m for m in memories}
         results = [
             ScoredMemory(memory=by_id[c.memory_id], similarity=c.similarity, score=score)

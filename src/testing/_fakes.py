@@ -14,7 +14,7 @@ import attrs
 import numpy as np
 from attrs import define, field
 
-from memoryd.core.errors import ModelUnavailable, QuotaExceeded
+from memoryd.core.errors import ModelUnavailable, QuotaExceeded, StoreUnavailable
 from memoryd.core.model import (
     ApiKey,
     Conversation,
@@ -136,8 +136,6 @@ class InMemoryStore:
 
     async def check(self) -> None:
         if not self.available:
-            from memoryd.core.errors import StoreUnavailable
-
             raise StoreUnavailable()
 
     # KeyStore
@@ -216,13 +214,14 @@ class InMemoryIndex:
         for item in change.added:
             self.memories[item.memory.id] = item.memory
             self.vectors[item.memory.id] = np.asarray(item.vector, dtype=np.float32)
-        for mid, mem in list(self.memories.items()):
-            if mem.tenant_id == change.tenant_id and mem.conversation_id == change.conversation_id:
+        for mid, old in list(self.memories.items()):
+            if old.tenant_id == change.tenant_id and old.conversation_id == change.conversation_id:
+                new = old
                 if change.container_tags is not None:
-                    mem = attrs.evolve(mem, container_tags=change.container_tags)
+                    new = attrs.evolve(new, container_tags=change.container_tags)
                 if change.metadata is not None:
-                    mem = attrs.evolve(mem, metadata=dict(change.metadata))
-                self.memories[mid] = mem
+                    new = attrs.evolve(new, metadata=dict(change.metadata))
+                self.memories[mid] = new
         self.generations[change.tenant_id] = self.generations.get(change.tenant_id, 0) + 1
 
     async def search(self, query: IndexQuery) -> list[Candidate]:

@@ -1,0 +1,180 @@
+"""Search: scope, fusion, threshold, cache; and the chat context rule on fixed scores."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from memoryd.core.errors import Forbidden
+from memoryd.core.filters import Condition
+from memoryd.core.ingest import IngestRequest, IngestService
+from memoryd.core.model import Caller, Memory, Message, ScoredMemory
+from memoryd.core.ports import Candidate
+from memoryd.core.retrieval import (
+    ContextRule,
+    FusionSettings,
+    SearchRequest,
+    SearchService,
+    fuse,
+    scope,
+    select_context,
+)
+from memoryd.testing import FakeEmbedder
+
+
+async def seed(ingest: IngestService, caller: Caller) -> None:
+    for cid, text, tags, meta in [
+        ("c1", "I adopted a dog named Rex", ("pets",), {"year": 2021, "mood": "happy"}),
+        ("c2", "My cat sleeps all day", ("pets",), {"year": 2023, "mood": "calm"}),
+        ("c3", "Quarterly budget review meeting", ("work",), {"year": 2023, "mood": "calm"}),
+    ]:
+        await ingest.ingest(
+            caller,
+            IngestRequest(
+                conversation_id=cid,
+                messages=(Message.from_text("user", text),),
+                container_tags=tags,
+                metadata=meta,
+            ),
+        )
+
+
+async def test_search_finds_best_first(
+    ingest: IngestService, search: SearchService, caller: Caller
+) -> None:
+    await seed(ingest, caller)
+    results = await search.search(caller, SearchRequest(q="dog named Rex"))
+    assert results[0].memory.conversation_id == "c1"
+    assert results[0].similarity > results[-1].similarity
+
+
+async def test_tags_and_metadata_filter(
+    ingest: IngestService, search: SearchService, caller: Caller
+) -> None:
+    await seed(ingest, caller)
+    found = await search.search(caller, SearchRequest(q="day", container_tags=("work",)))
+    assert {r.memory.conversation_id for r in found} == {"c3"}
+    found = await search.search(
+        caller,
+        SearchRequest(q="dog cat budget", conditions=(Condition("year", "gte", 2022),)),
+    )
+    assert {r.memory.conversation_id for r in found} == {"c2", "c3"}
+
+
+async def test_tag_limited_caller_sees_only_its_tags(
+    ingest: IngestService, search: SearchService, caller: Caller
+) -> None:
+    await seed(ingest, caller)
+    limited = Caller(tenant_id="t1", key_id="k", tags=("work",))
+    found = await search.search(limited, SearchRequest(q="dog cat budget"))
+    assert {r.memory.conversation_id for r in found} == {"c3"}
+    with pytest.raises(Forbidden):
+        await search.search(limited, SearchRequest(q="dog", container_tags=("pets",)))
+
+
+async def test_threshold_and_limit(
+    ingest: IngestService, search: SearchService, caller: Caller
+) -> None:
+    await seed(ingest, caller)
+    everything = await search.search(caller, SearchRequest(q="dog", limit=10))
+    assert len(everything) == 3
+    assert len(await search.search(caller, SearchRequest(q="dog", limit=1))) == 1
+    high = await search.search(caller, SearchRequest(q="dog", threshold=0.3))
+    assert high
+    assert all(r.similarity >= 0.3 for r in high)
+    assert len(high) < 3
+
+
+async def test_cache_serves_repeats_and_misses_after_a_write(
+    ingest: IngestService, search: SearchService, caller: Caller, embedder: FakeEmbedder
+) -> None:
+    await seed(ingest, caller)
+    first = await search.search(caller, SearchRequest(q="a dog"))
+    again = await search.search(caller, SearchRequest(q="  A   DOG "))
+    assert again is first
+    assert search.cache.hits == 1
+    await ingest.ingest(
+        caller,
+        IngestRequest(conversation_id="c9", messages=(Message.from_text("user", "dog dog"),)),
+    )
+    fresh = await search.search(caller, SearchRequest(q="a dog"))
+    assert fresh is not first
+    assert "c9" in {r.memory.conversation_id for r in fresh}
+
+
+def test_scope_uses_key_tags_when_request_names_none() -> None:
+    limited = Caller(tenant_id="t", key_id="k", tags=("a", "b"))
+    assert scope(limited, SearchRequest(q="x")).container_tags == ("a", "b")
+    assert scope(limited, SearchRequest(q="x", container_tags=("a",))).container_tags == ("a",)
+
+
+def test_fusion_rewards_agreement_and_breaks_ties_by_similarity() -> None:
+    both = Candidate("both", 0.5, 1, 1)
+    dense_top = Candidate("dense", 0.9, 0, None)
+    kw_top = Candidate("kw", 0.2, None, 0)
+    tie = Candidate("tie", 0.95, None, 0)
+    order = [c.memory_id for c, _ in fuse([dense_top, kw_top, both, tie], FusionSettings())]
+    assert order[0] == "both"
+    assert order.index("tie") < order.index("kw")
+    dense_only = fuse([dense_top, kw_top], FusionSettings(keyword_weight=0.0))
+    assert dense_only[0][0].memory_id == "dense"
+
+
+def memory(mid: str, conv: str) -> Memory:
+    return Memory(
+        id=mid,
+        tenant_id="t",
+        conversation_id=conv,
+        text=mid,
+        positions=(0,),
+        said_at=datetime(2024, 1, 1, tzinfo=UTC),
+    )
+
+
+def scored(*pairs: tuple[str, str, float]) -> list[ScoredMemory]:
+    return [ScoredMemory(memory(m, c), s, s) for m, c, s in pairs]
+
+
+def test_context_rule_threshold() -> None:
+    out = select_context(scored(("a", "1", 0.9), ("b", "2", 0.41), ("c", "3", 0.4)), ContextRule())
+    assert [r.memory.id for r in out] == ["a", "b"]
+
+
+def test_context_rule_unique_documents() -> None:
+    results = scored(
+        ("a1", "A", 0.95),
+        ("a2", "A", 0.94),
+        ("b", "B", 0.9),
+        ("c", "C", 0.85),
+        ("d", "D", 0.8),
+        ("e", "E", 0.75),
+        ("f", "F", 0.7),
+    )
+    out = select_context(results, ContextRule(min_normalised=-1.0, min_keep=0))
+    assert [r.memory.id for r in out] == ["a1", "b", "c", "d", "e"]
+
+
+def test_context_rule_normalises_min_max() -> None:
+    out = select_context(
+        scored(("a", "1", 0.9), ("b", "2", 0.7), ("c", "3", 0.5)),
+        ContextRule(min_normalised=-1.0, min_keep=0),
+    )
+    assert [round(r.score, 6) for r in out] == [1.0, 0.5, 0.0]
+    assert [r.similarity for r in out] == [0.9, 0.7, 0.5]
+
+
+def test_context_rule_keeps_above_cut_or_top_three() -> None:
+    # Normalised: 1.0, 0.95, 0.9, 0.05, 0.0 -> three pass 0.6.
+    many = scored(
+        ("a", "1", 0.90), ("b", "2", 0.89), ("c", "3", 0.88), ("d", "4", 0.71), ("e", "5", 0.70)
+    )
+    assert [r.memory.id for r in select_context(many, ContextRule())] == ["a", "b", "c"]
+    # Normalised: 1.0, 0.1, 0.05, 0.0 -> only one passes, so the top 3 are kept.
+    few = scored(("a", "1", 0.9), ("b", "2", 0.52), ("c", "3", 0.51), ("d", "4", 0.5))
+    assert [r.memory.id for r in select_context(few, ContextRule())] == ["a", "b", "c"]
+    # Four pass the cut: all four are kept, not just three.
+    four = scored(
+        ("a", "1", 0.9), ("b", "2", 0.89), ("c", "3", 0.88), ("d", "4", 0.87), ("e", "5", 0.5)
+    )
+    assert len(select_context(four, ContextRule())) == 4
