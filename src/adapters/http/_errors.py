@@ -1,0 +1,79 @@
+"""One middleware maps every error to one JSON shape: ``{"error": ..., "details": ...}``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from memoryd.adapters.http._keys import CONFIG
+from memoryd.core.errors import FieldError, MemorydError, PayloadTooLarge, ValidationFailed
+
+log = logging.getLogger("memoryd.http")
+
+UNEXPECTED = "An unexpected error occurred"
+
+
+def error_response(status: int, message: str, details: Any = None) -> web.Response:
+    body: dict[str, Any] = {"error": message}
+    if details is not None:
+        body["details"] = details
+    return web.json_response(body, status=status)
+
+
+def from_error(exc: MemorydError) -> web.Response:
+    return error_response(exc.status, exc.message, exc.details)
+
+
+_HTTP_MESSAGES = {
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body too large",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except MemorydError as exc:
+        if exc.status >= 500:
+            log.warning("%s %s -> %d %s", request.method, request.path, exc.status, exc.message)
+        return from_error(exc)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[CONFIG].max_body_bytes
+        return from_error(
+            PayloadTooLarge(
+                f"Request body too large: the limit is {limit} bytes (setting max_body_bytes)",
+                details={"limitBytes": limit},
+            )
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = _HTTP_MESSAGES.get(exc.status, exc.reason)
+        response = error_response(exc.status, message)
+        if exc.status == 405 and "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except Exception as exc:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        details = f"{type(exc).__name__}: {exc}" if request.app[CONFIG].development else None
+        return error_response(500, UNEXPECTED, details)
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON; a malformed body is a 400 that says where it broke."""
+    raw = await request.read()
+    if not raw:
+        raise ValidationFailed([FieldError(path="", message="the body is empty; send JSON")])
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise ValidationFailed([FieldError(path="", message="the body is not UTF-8")]) from None
+    except json.JSONDecodeError as exc:
+        message = f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        raise ValidationFailed([FieldError(path="", message=message)], "Invalid JSON") from None

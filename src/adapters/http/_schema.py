@@ -1,0 +1,353 @@
+"""Request bodies of /v4/conversations and /v4/search, and their wire rules.
+
+The DTOs here mirror the JSON; ``to_core`` functions turn them into core
+values. Every limit is a constant below and is documented in docs/api.md.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, Literal, NewType, TypeAlias
+from urllib.parse import urlsplit
+
+import cattrs
+from attrs import field, frozen
+from cattrs.errors import AttributeValidationNote, ClassValidationError
+
+from memoryd.adapters.http._converter import expect, hook, make_converter, parse_timestamp
+from memoryd.core.filters import OPERATORS, Condition
+from memoryd.core.ingest import IngestRequest
+from memoryd.core.model import ContentPart, Message, Scalar
+from memoryd.core.retrieval import SearchRequest
+
+MAX_ID_CHARS = 255
+MAX_MESSAGES = 10_000
+MAX_TEXT_CHARS = 200_000
+MAX_NAME_CHARS = 255
+MAX_URL_CHARS = 8_192
+MAX_TAGS = 100
+MAX_TAG_CHARS = 255
+MAX_METADATA_KEYS = 64
+MAX_METADATA_KEY_CHARS = 128
+MAX_METADATA_VALUE_CHARS = 4_096
+MAX_QUERY_CHARS = 10_000
+MAX_LIMIT = 100
+MAX_FILTERS = 32
+
+Identifier = NewType("Identifier", str)
+Text = NewType("Text", str)
+Name = NewType("Name", str)
+Tags = NewType("Tags", tuple[str, ...])
+Metadata = NewType("Metadata", dict[str, Scalar])
+Url = NewType("Url", str)
+Query = NewType("Query", str)
+Limit = NewType("Limit", int)
+Threshold = NewType("Threshold", float)
+Filters = NewType("Filters", tuple[Condition, ...])
+
+
+def bounded_str(value: object, *, lo: int, hi: int, what: str = "a string") -> str:
+    expect(value, str, what)
+    assert isinstance(value, str)
+    if len(value) < lo:
+        raise ValueError("must not be empty" if lo == 1 else f"must be at least {lo} characters")
+    if len(value) > hi:
+        raise ValueError(f"must be at most {hi} characters (got {len(value)})")
+    return value
+
+
+def _identifier(value: object) -> Identifier:
+    return Identifier(bounded_str(value, lo=1, hi=MAX_ID_CHARS))
+
+
+def _text(value: object) -> Text:
+    return Text(bounded_str(value, lo=0, hi=MAX_TEXT_CHARS))
+
+
+def _name(value: object) -> Name:
+    return Name(bounded_str(value, lo=0, hi=MAX_NAME_CHARS))
+
+
+def _url(value: object) -> Url:
+    url = bounded_str(value, lo=1, hi=MAX_URL_CHARS)
+    if url.startswith("data:"):
+        return Url(url)
+    parts = urlsplit(url)
+    if not parts.scheme or not (parts.netloc or parts.path):
+        raise ValueError("must be an absolute URI (for example https://example.com/a.png)")
+    return Url(url)
+
+
+def _tags(value: object) -> Tags:
+    expect(value, list, "an array of strings")
+    assert isinstance(value, list)
+    if len(value) > MAX_TAGS:
+        raise ValueError(f"must have at most {MAX_TAGS} tags (got {len(value)})")
+    tags: list[str] = []
+    for i, tag in enumerate(value):
+        try:
+            tags.append(bounded_str(tag, lo=1, hi=MAX_TAG_CHARS).strip())
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"item {i} {exc}") from None
+        if not tags[-1]:
+            raise ValueError(f"item {i} must not be blank")
+    return Tags(tuple(dict.fromkeys(tags)))
+
+
+def _scalar(value: object, where: str) -> Scalar:
+    if isinstance(value, bool | int | str):
+        if isinstance(value, str) and len(value) > MAX_METADATA_VALUE_CHARS:
+            raise ValueError(f"{where} must be at most {MAX_METADATA_VALUE_CHARS} characters")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where} must be a finite number")
+        return value
+    raise TypeError(f"{where} must be a string, number or boolean")
+
+
+def _metadata(value: object) -> Metadata:
+    expect(value, dict, "an object")
+    assert isinstance(value, dict)
+    if len(value) > MAX_METADATA_KEYS:
+        raise ValueError(f"must have at most {MAX_METADATA_KEYS} keys (got {len(value)})")
+    out: dict[str, Scalar] = {}
+    for key, item in value.items():
+        if not key or len(key) > MAX_METADATA_KEY_CHARS:
+            raise ValueError(f"keys must be 1 to {MAX_METADATA_KEY_CHARS} characters")
+        out[key] = _scalar(item, f"the value of {key!r}")
+    return Metadata(out)
+
+
+# --- POST /v4/conversations -----------------------------------------------------------------------
+
+
+@frozen
+class UrlIn:
+    url: Url
+
+
+@frozen
+class TextPartIn:
+    type: Literal["text"]
+    text: Text
+
+
+@frozen
+class ImagePartIn:
+    type: Literal["image_url"]
+    imageUrl: UrlIn | None = None
+    image_url: UrlIn | None = None
+
+
+PartIn: TypeAlias = TextPartIn | ImagePartIn
+Content: TypeAlias = str | list[PartIn]
+
+
+@frozen
+class MessageIn:
+    role: Literal["user", "assistant", "system", "tool"]
+    content: Content
+    name: Name | None = None
+    tool_calls: list[Any] | None = None
+    tool_call_id: Identifier | None = None
+    timestamp: datetime | None = None
+
+
+Messages = NewType("Messages", list[MessageIn])
+
+
+@frozen
+class ConversationIn:
+    conversationId: Identifier
+    messages: Messages
+    containerTags: Tags = Tags(())
+    metadata: Metadata = field(factory=lambda: Metadata({}))
+    # ``entityContext`` (sent by the client helper) and unknown keys are ignored.
+
+
+def missing(cls: type, name: str, message: str) -> ClassValidationError:
+    """A validation error for field ``name`` of ``cls``, so that its path is reported."""
+    exc = KeyError(message)
+    note = AttributeValidationNote(
+        f"Structuring class {cls.__name__} @ attribute {name}", name, Any
+    )
+    exc.__notes__ = [note]
+    return ClassValidationError(f"While structuring {cls.__name__}", [exc], cls)
+
+
+def _part(converter: cattrs.Converter, value: object) -> PartIn:
+    expect(value, dict, "a content part object")
+    assert isinstance(value, dict)
+    kind = value.get("type")
+    if kind == "text":
+        return converter.structure(value, TextPartIn)
+    if kind == "image_url":
+        part = converter.structure(value, ImagePartIn)
+        if part.imageUrl is None and part.image_url is None:
+            raise missing(ImagePartIn, "imageUrl", "an image part needs imageUrl.url")
+        return part
+    if "type" not in value:
+        raise missing(TextPartIn, "type", "is required")
+    raise ValueError(f"type must be 'text' or 'image_url', not {str(kind)[:40]!r}")
+
+
+def _content(converter: cattrs.Converter, value: object) -> Content:
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, list):
+        return converter.structure(value, list[PartIn])
+    raise TypeError("must be a string or an array of content parts")
+
+
+def _messages(converter: cattrs.Converter, value: object) -> Messages:
+    expect(value, list, "an array of messages")
+    assert isinstance(value, list)
+    if not value:
+        raise ValueError("must contain at least 1 message")
+    if len(value) > MAX_MESSAGES:
+        raise ValueError(f"must contain at most {MAX_MESSAGES} messages (got {len(value)})")
+    return Messages(converter.structure(value, list[MessageIn]))
+
+
+def message_to_core(m: MessageIn) -> Message:
+    if isinstance(m.content, str):
+        parts: tuple[ContentPart, ...] = (ContentPart.from_text(m.content),)
+    else:
+        parts = tuple(
+            ContentPart.from_text(p.text)
+            if isinstance(p, TextPartIn)
+            else ContentPart.image((p.imageUrl or p.image_url or UrlIn(Url(""))).url)
+            for p in m.content
+        )
+    return Message(
+        role=m.role,
+        content=parts,
+        name=m.name,
+        tool_calls=tuple(m.tool_calls) if m.tool_calls is not None else None,
+        tool_call_id=m.tool_call_id,
+        timestamp=m.timestamp,
+    )
+
+
+def conversation_to_core(body: ConversationIn) -> IngestRequest:
+    return IngestRequest(
+        conversation_id=body.conversationId,
+        messages=tuple(message_to_core(m) for m in body.messages),
+        container_tags=body.containerTags,
+        metadata=body.metadata,
+    )
+
+
+# --- POST /v4/search -----------------------------------------------------------------------------
+
+
+def _query(value: object) -> Query:
+    text = bounded_str(value, lo=1, hi=MAX_QUERY_CHARS)
+    if not text.strip():
+        raise ValueError("must not be blank")
+    return Query(text)
+
+
+def _limit(value: object) -> Limit:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"must be an integer from 1 to {MAX_LIMIT}")
+    if not 1 <= value <= MAX_LIMIT:
+        raise ValueError(f"must be from 1 to {MAX_LIMIT} (got {value})")
+    return Limit(value)
+
+
+def _threshold(value: object) -> Threshold:
+    expect(value, (int, float), "a number from 0 to 1")
+    assert isinstance(value, int | float)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"must be from 0 to 1 (got {value})")
+    return Threshold(float(value))
+
+
+def _filters(value: object) -> Filters:
+    """``{"key": scalar}`` is equality; ``{"key": {"gte": 3, "lt": 9}}`` compares."""
+    expect(value, dict, "an object mapping metadata keys to values or comparisons")
+    assert isinstance(value, dict)
+    conditions: list[Condition] = []
+    for key, spec in value.items():
+        if isinstance(spec, dict):
+            if not spec:
+                raise ValueError(f"{key!r}: a comparison needs at least one operator")
+            for op, operand in spec.items():
+                if op not in OPERATORS:
+                    allowed = ", ".join(OPERATORS)
+                    raise ValueError(f"{key!r}: unknown operator {op!r}; use one of {allowed}")
+                conditions.append(Condition(key, op, _operand(key, op, operand)))
+        else:
+            conditions.append(Condition(key, "eq", _scalar(spec, repr(key))))
+    if len(conditions) > MAX_FILTERS:
+        raise ValueError(f"must have at most {MAX_FILTERS} conditions")
+    return Filters(tuple(conditions))
+
+
+def _operand(key: str, op: str, operand: object) -> Scalar | tuple[Scalar, ...]:
+    where = f"{key!r} {op}"
+    if op == "in":
+        expect(operand, list, f"an array for {where}")
+        assert isinstance(operand, list)
+        return tuple(_scalar(v, where) for v in operand)
+    if op in {"gt", "gte", "lt", "lte"} and (
+        isinstance(operand, bool) or not isinstance(operand, int | float)
+    ):
+        raise TypeError(f"{where} needs a number")
+    return _scalar(operand, where)
+
+
+@frozen
+class SearchIn:
+    q: Query
+    containerTags: Tags = Tags(())
+    limit: Limit = Limit(10)
+    threshold: Threshold = Threshold(0.0)
+    filters: Filters = Filters(())
+    after: datetime | None = None
+    before: datetime | None = None
+
+
+def search_to_core(body: SearchIn) -> SearchRequest:
+    return SearchRequest(
+        q=body.q,
+        container_tags=body.containerTags,
+        limit=body.limit,
+        threshold=body.threshold,
+        conditions=body.filters,
+        after=body.after,
+        before=body.before,
+    )
+
+
+def _register(converter: cattrs.Converter) -> cattrs.Converter:
+    for new_type, fn in [
+        (Identifier, _identifier),
+        (Text, _text),
+        (Name, _name),
+        (Url, _url),
+        (Tags, _tags),
+        (Metadata, _metadata),
+        (Query, _query),
+        (Limit, _limit),
+        (Threshold, _threshold),
+        (Filters, _filters),
+    ]:
+        converter.register_structure_hook(new_type, hook(fn))
+    converter.register_structure_hook(datetime, hook(parse_timestamp))
+    converter.register_structure_hook(PartIn, lambda v, _: _part(converter, v))
+    converter.register_structure_hook(Content, lambda v, _: _content(converter, v))
+    converter.register_structure_hook(Messages, lambda v, _: _messages(converter, v))
+    return converter
+
+
+def _wire_converter() -> cattrs.Converter:
+    converter = make_converter()
+    _register(converter)
+    return converter
+
+
+CONVERTER = _wire_converter()

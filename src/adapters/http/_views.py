@@ -1,0 +1,81 @@
+"""Core values as the API writes them (camelCase JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from memoryd.adapters.http._converter import iso
+from memoryd.core.ingest import IngestResult
+from memoryd.core.model import ContentPart, Conversation, ScoredMemory, StoredMessage
+
+
+def ingest_result(result: IngestResult) -> dict[str, Any]:
+    return {
+        "id": result.id,
+        "conversationId": result.conversation_id,
+        "status": "done",
+        "action": result.kind,
+        "messagesAdded": result.messages_added,
+        "memoriesAdded": result.memories_added,
+        "memoriesRemoved": result.memories_removed,
+    }
+
+
+def part(p: ContentPart) -> dict[str, Any]:
+    if p.type == "text":
+        return {"type": "text", "text": p.text or ""}
+    if p.type == "image_url":
+        return {"type": "image_url", "imageUrl": {"url": p.url}}
+    out: dict[str, Any] = {"type": p.type}
+    for key, value in (("url", p.url), ("data", p.data), ("mimeType", p.mime_type)):
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def message(m: StoredMessage) -> dict[str, Any]:
+    content = m.message.content
+    single_text = len(content) == 1 and content[0].type == "text"
+    out: dict[str, Any] = {
+        "position": m.position,
+        "role": m.message.role,
+        "content": (content[0].text or "") if single_text else [part(p) for p in content],
+        "timestamp": iso(m.said_at),
+        "receivedAt": iso(m.received_at),
+    }
+    if m.message.name is not None:
+        out["name"] = m.message.name
+    if m.message.tool_calls is not None:
+        out["tool_calls"] = list(m.message.tool_calls)
+    if m.message.tool_call_id is not None:
+        out["tool_call_id"] = m.message.tool_call_id
+    return out
+
+
+def conversation(c: Conversation) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "conversationId": c.conversation_id,
+        "containerTags": list(c.container_tags),
+        "metadata": dict(c.metadata),
+        "createdAt": iso(c.created_at),
+        "updatedAt": iso(c.updated_at),
+        "messages": [message(m) for m in c.messages],
+    }
+
+
+def search_result(r: ScoredMemory) -> dict[str, Any]:
+    m = r.memory
+    return {
+        "id": m.id,
+        "memory": m.text,
+        "similarity": round(r.similarity, 6),
+        "score": round(r.score, 6),
+        "conversationId": m.conversation_id,
+        "positions": list(m.positions),
+        "containerTags": list(m.container_tags),
+        "metadata": dict(m.metadata),
+        "timestamp": iso(m.said_at),
+        "createdAt": iso(m.created_at),
+        "updatedAt": iso(m.updated_at),
+    }
