@@ -18,7 +18,7 @@ class ConversationService:
         """The conversation, if this key may see it; else ``NotFound`` (never a 403)."""
         found = await self.store.get_conversation(caller.tenant_id, conversation_id)
         if found is None or not caller.can_see(found.container_tags):
-            raise NotFound(f"No conversation {conversation_id!r}")
+            raise NotFound("Conversation not found", details={"conversationId": conversation_id})
         return found
 
     async def forget(self, caller: Caller, conversation_id: str) -> int:
@@ -32,7 +32,7 @@ class ConversationService:
             )
         removed = await self.store.delete_conversation(caller.tenant_id, conversation_id)
         if removed is None:
-            raise NotFound(f"No conversation {conversation_id!r}")
+            raise NotFound("Conversation not found", details={"conversationId": conversation_id})
         await self.index.apply(
             IndexChange(
                 tenant_id=caller.tenant_id,

@@ -8,6 +8,7 @@ against the same expectations).
 from __future__ import annotations
 
 from memoryd.testing._fakes import (
+    CountingEmbedder,
     FakeEmbedder,
     FixedClock,
     InMemoryIndex,
@@ -17,6 +18,7 @@ from memoryd.testing._fakes import (
 )
 
 __all__ = [
+    "CountingEmbedder",
     "FakeEmbedder",
     "FixedClock",
     "InMemoryIndex",

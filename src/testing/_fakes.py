@@ -98,6 +98,34 @@ class FakeEmbedder:
 
 
 @define
+class CountingEmbedder:
+    """Wraps a real ``Embedder`` and records the texts it is asked to embed."""
+
+    inner: Any
+    batches: list[list[str]] = field(factory=list)
+
+    @property
+    def model_name(self) -> str:
+        return str(self.inner.model_name)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.inner.dimension)
+
+    @property
+    def texts(self) -> int:
+        """How many texts were sent for storing."""
+        return sum(len(b) for b in self.batches)
+
+    async def embed_documents(self, texts: Sequence[str]) -> Any:
+        self.batches.append(list(texts))
+        return await self.inner.embed_documents(texts)
+
+    async def embed_query(self, text: str) -> Any:
+        return await self.inner.embed_query(text)
+
+
+@define
 class InMemoryStore:
     """ConversationStore, KeyStore and ThreadStore over dictionaries."""
 

@@ -1,0 +1,161 @@
+"""The ``memoryd`` command: serve, keys, ingest, search, config, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from memoryd import __version__
+from memoryd.core.errors import ConfigurationError, MemorydError
+from memoryd.settings import Settings, load_settings
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="a TOML settings file ($MEMORYD_CONFIG)")
+    parser.add_argument("--data-dir", type=Path, help="where the SQLite file lives")
+
+
+def _client(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="the server's URL ($MEMORYD_URL; default from settings)")
+    parser.add_argument("--key", help="an API key ($MEMORYD_API_KEY)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="memoryd", description="A self-hosted memory server for AI applications."
+    )
+    parser.add_argument("--version", action="version", version=f"memoryd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    _common(serve)
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default 8420; 0 picks a free one)")
+
+    keys = sub.add_parser("keys", help="create, list and revoke API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key; prints it as the last line")
+    _common(create)
+    create.add_argument("--tenant", required=True, help="the tenant the key belongs to")
+    create.add_argument("--tag", action="append", default=[], help="limit the key to a tag")
+    create.add_argument("--quota-tokens", type=int, help="token quota for writes")
+    create.add_argument("--label", help="a note to recognise the key by")
+    listing = keys_sub.add_parser("list", help="list keys (never the keys themselves)")
+    _common(listing)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
+    _common(revoke)
+    revoke.add_argument("key_id")
+
+    ingest = sub.add_parser("ingest", help="send conversations from a JSON or JSONL file")
+    _client(ingest)
+    _common(ingest)
+    ingest.add_argument("file", type=Path, help="JSON (one object or an array) or JSONL")
+    ingest.add_argument("--tag", action="append", default=[], help="add a container tag")
+
+    search = sub.add_parser("search", help="search memories")
+    _client(search)
+    _common(search)
+    search.add_argument("query")
+    search.add_argument("--tag", action="append", default=[], help="search within a tag")
+    search.add_argument("--limit", type=int, default=5)
+    search.add_argument("--json", action="store_true", help="print the raw JSON answer")
+
+    config = sub.add_parser("config", help="print the effective settings (secrets hidden)")
+    _common(config)
+
+    bench = sub.add_parser("bench", help="run the benchmarks (see docs/benchmarks.md)")
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="arguments for bench/run.py")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    flags: dict[str, Any] = {
+        "data_dir": getattr(args, "data_dir", None),
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+    }
+    return load_settings(flags=flags, config_file=getattr(args, "config", None))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "bench":
+            from memoryd.benchrun import main as bench_main
+
+            return bench_main(args.args)
+        settings = settings_from(args)
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        return asyncio.run(_run(args, settings))
+    except KeyboardInterrupt:
+        return 130
+    except MemorydError as exc:
+        print(f"memoryd: {exc.message}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigurationError) else 1
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from memoryd import bootstrap
+    from memoryd.clientcmds import ingest_file, search_text
+
+    if args.command == "serve":
+        await bootstrap.serve(settings)
+        return 0
+    if args.command == "config":
+        print(json.dumps(settings.redacted(), indent=2, default=str))
+        return 0
+    if args.command == "keys":
+        return await _keys(args, settings)
+    url = args.url or os.environ.get("MEMORYD_URL") or f"http://{settings.host}:{settings.port}"
+    key = args.key or os.environ.get("MEMORYD_API_KEY")
+    if not key:
+        raise ConfigurationError("No API key: pass --key or set MEMORYD_API_KEY")
+    if args.command == "ingest":
+        return await ingest_file(url, key, args.file, tags=args.tag)
+    return await search_text(url, key, args.query, tags=args.tag, limit=args.limit, raw=args.json)
+
+
+async def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    from memoryd import bootstrap
+    from memoryd.core.auth import digest, new_key
+
+    async with bootstrap.key_store(settings) as keys:
+        if args.keys_command == "create":
+            if args.quota_tokens is not None and args.quota_tokens < 0:
+                raise ConfigurationError("--quota-tokens must be 0 or more")
+            plaintext = new_key()
+            made = await keys.create_key(
+                tenant=args.tenant,
+                digest=digest(plaintext),
+                tags=tuple(args.tag),
+                quota_tokens=args.quota_tokens,
+                label=args.label,
+            )
+            scope = ", ".join(made.tags) if made.tags else "all tags"
+            quota = made.quota_tokens if made.quota_tokens is not None else "unlimited"
+            print(f"Created key {made.id} for tenant {made.tenant_id} ({scope}; quota {quota}).")
+            print("Store it now: it is shown only once.")
+            print(plaintext)
+        elif args.keys_command == "list":
+            print(f"{'ID':<14}{'TENANT':<20}{'TAGS':<24}{'USED/QUOTA':<20}{'STATUS':<10}LABEL")
+            for k in await keys.list_keys():
+                quota = f"{k.used_tokens}/{k.quota_tokens if k.quota_tokens is not None else '-'}"
+                status = "revoked" if k.revoked_at else "active"
+                tags = ",".join(k.tags) or "*"
+                print(f"{k.id:<14}{k.tenant_id:<20}{tags:<24}{quota:<20}{status:<10}{k.label or ''}")
+        elif not await keys.revoke_key(args.key_id):
+            print(f"memoryd: no active key with id {args.key_id}", file=sys.stderr)
+            return 1
+        else:
+            print(f"Revoked key {args.key_id}.")
+    return 0
