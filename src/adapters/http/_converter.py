@@ -13,9 +13,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import attrs
 import cattrs
 from cattrs.cols import is_mutable_sequence, list_structure_factory
 from cattrs.errors import CattrsError, ForbiddenExtraKeysError
+from cattrs.gen import make_dict_structure_fn
 from cattrs.v import transform_error
 
 from memoryd.core.errors import FieldError, ValidationFailed
@@ -105,7 +107,21 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook(datetime, lambda v, _: parse_timestamp(v))
     converter.register_unstructure_hook(datetime, _iso)
     converter.register_structure_hook_factory(is_mutable_sequence, _strict_list_factory)
+    converter.register_structure_hook_factory(attrs.has, _strict_object_factory)
     return converter
+
+
+def _strict_object_factory(
+    type_: Any, converter: cattrs.BaseConverter
+) -> Callable[[Any, Any], Any]:
+    """Objects must be JSON objects: a string in their place is a type error, not a crash."""
+    fields = make_dict_structure_fn(type_, converter)
+
+    def structure_object(value: Any, type_: Any) -> Any:
+        expect(value, dict, "an object")
+        return fields(value, type_)
+
+    return structure_object
 
 
 def _strict_list_factory(type_: Any, converter: cattrs.BaseConverter) -> Callable[[Any, Any], Any]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 from typing import Any
 
 from aiohttp import web
@@ -65,15 +67,45 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(500, UNEXPECTED, details)
 
 
+#: Bodies larger than this are parsed on a worker thread, so the loop never stalls on them.
+PARSE_IN_THREAD_BYTES = 256 * 1024
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse strict JSON (no NaN, no Infinity, no lone surrogates); errors become a 400."""
+    try:
+        data = json.loads(raw, parse_constant=_reject_constant)
+        if _SURROGATE_ESCAPE.search(raw):
+            # Escaped surrogate pairs decode to real characters; a lone one cannot be stored.
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        return data
+    except UnicodeDecodeError:
+        raise ValidationFailed([FieldError(path="", message="the body is not UTF-8")]) from None
+    except UnicodeEncodeError:
+        message = "the body contains an unpaired surrogate (\\ud800-\\udfff): not valid Unicode"
+        raise ValidationFailed([FieldError(path="", message=message)], "Invalid JSON") from None
+    except json.JSONDecodeError as exc:
+        message = f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        raise ValidationFailed([FieldError(path="", message=message)], "Invalid JSON") from None
+    except RecursionError:
+        message = "malformed JSON: nested too deeply"
+        raise ValidationFailed([FieldError(path="", message=message)], "Invalid JSON") from None
+    except ValueError as exc:
+        raise ValidationFailed([FieldError(path="", message=str(exc))], "Invalid JSON") from None
+
+
 async def read_json(request: web.Request) -> Any:
     """The request body as JSON; a malformed body is a 400 that says where it broke."""
     raw = await request.read()
     if not raw:
         raise ValidationFailed([FieldError(path="", message="the body is empty; send JSON")])
-    try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        raise ValidationFailed([FieldError(path="", message="the body is not UTF-8")]) from None
-    except json.JSONDecodeError as exc:
-        message = f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        raise ValidationFailed([FieldError(path="", message=message)], "Invalid JSON") from None
+    if len(raw) > PARSE_IN_THREAD_BYTES:
+        return await asyncio.to_thread(parse_json, raw)
+    return parse_json(raw)

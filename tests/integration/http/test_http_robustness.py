@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from memoryd.core.auth import digest, new_key
 from tests.helpers import MakeKey, auth, make_settings
 
 Client = TestClient[Any, Any]
@@ -114,9 +115,12 @@ async def test_body_over_the_limit_is_413(aiohttp_client: Any, tmp_path: Any) ->
     from memoryd import bootstrap
 
     settings = make_settings(tmp_path, max_body_bytes=4096)
+    key = new_key()
+    async with bootstrap.key_store(settings) as keys:
+        await keys.create_key(tenant="t", digest=digest(key))
     client = await aiohttp_client(await bootstrap.create_app(settings))
     body = {"conversationId": "big", "messages": [{"role": "user", "content": "z" * 5000}]}
-    response = await client.post("/v4/conversations", json=body, headers=auth("md_whatever"))
+    response = await client.post("/v4/conversations", json=body, headers=auth(key))
     assert response.status == 413
     answer = await response.json()
     assert answer["details"] == {"limitBytes": 4096}
