@@ -243,11 +243,12 @@ async def serve(settings: Settings) -> None:
         host, port = runner.addresses[0][:2]
         wildcard = host in {"0.0.0.0", "::"}  # noqa: S104 (reading the bound address, not binding)
         url = f"http://{'127.0.0.1' if wildcard else host}:{port}"
-        print(f"memoryd {__version__} is listening on {url}", flush=True)
         print(f"data: {settings.database_path}", flush=True)
         if first_key:
             print("No API key existed, so one was created for tenant 'default':", flush=True)
             print(f"API key: {first_key}", flush=True)
+        # Last, so that whoever waits for this line has read everything above it.
+        print(f"memoryd {__version__} is listening on {url}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
