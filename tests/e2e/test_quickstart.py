@@ -71,7 +71,8 @@ def test_readme_quick_start(tmp_path: Path) -> None:
             check=True,
         )
         key = made.stdout.strip().splitlines()[-1]
-        assert key.startswith("md_") and key != first
+        assert key.startswith("md_")
+        assert key != first
 
         body = {
             "conversationId": "lisbon",
