@@ -1,0 +1,178 @@
+"""How core values are written to and read from SQLite rows.
+
+Datetimes are ISO 8601 text with their offset (exact round trip); a memory's
+``said_at`` is also kept as integer microseconds since the epoch, which is
+what filters compare. JSON is compact and keeps keys in order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from memoryd.core.model import (
+    Annotation,
+    ContentPart,
+    Memory,
+    Message,
+    Scalar,
+    StoredMessage,
+    ThreadMessage,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, non-ASCII kept as is."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str) -> Any:
+    return json.loads(text)
+
+
+def to_text(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def from_text(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def to_micros(value: datetime) -> int:
+    """Microseconds since the epoch: exact, and ordered like the datetimes."""
+    return (value - _EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def tags_json(tags: Sequence[str]) -> str:
+    return dumps(list(tags))
+
+
+def metadata_json(metadata: Mapping[str, Scalar]) -> str:
+    return dumps(dict(metadata))
+
+
+def vector_blob(vector: Any, dimension: int | None) -> bytes:
+    """The vector as float32 bytes, scaled to unit length (cosine is then a dot product)."""
+    v = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if dimension is not None and v.shape[0] != dimension:
+        raise ValueError(f"expected a {dimension}-dimensional vector, got {v.shape[0]} dimensions")
+    norm = float(np.linalg.norm(v))
+    if norm > 0 and abs(norm - 1.0) > 1e-6:
+        v = v / np.float32(norm)
+    return v.astype(np.float32, copy=False).tobytes()
+
+
+# --- messages ------------------------------------------------------------------------------------
+
+
+def _part_dict(part: ContentPart) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": part.type}
+    for name in ("text", "url", "data", "mime_type"):
+        value = getattr(part, name)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def message_row(conversation: int, stored: StoredMessage) -> tuple[Any, ...]:
+    m = stored.message
+    return (
+        conversation,
+        stored.position,
+        m.role,
+        dumps([_part_dict(p) for p in m.content]),
+        m.name,
+        dumps(list(m.tool_calls)) if m.tool_calls is not None else None,
+        m.tool_call_id,
+        to_text(m.timestamp),
+        to_text(stored.received_at),
+    )
+
+
+MESSAGE_COLUMNS = "position, role, content, name, tool_calls, tool_call_id, timestamp, received_at"
+
+
+def message_from_row(row: Sequence[Any]) -> StoredMessage:
+    position, role, content, name, tool_calls, tool_call_id, timestamp, received_at = row
+    received = from_text(received_at)
+    assert received is not None
+    return StoredMessage(
+        message=Message(
+            role=role,
+            content=tuple(ContentPart(**p) for p in loads(content)),
+            name=name,
+            tool_calls=tuple(loads(tool_calls)) if tool_calls is not None else None,
+            tool_call_id=tool_call_id,
+            timestamp=from_text(timestamp),
+        ),
+        position=position,
+        received_at=received,
+    )
+
+
+# --- memories ------------------------------------------------------------------------------------
+
+MEMORY_COLUMNS = (
+    "id, tenant_id, conversation_id, text, positions, said_at_us, tags, metadata, "
+    "created_at, updated_at"
+)
+
+
+def memory_from_row(row: Sequence[Any]) -> Memory:
+    (mid, tenant, conversation_id, text, positions, said_at, tags, metadata, created, updated) = row
+    return Memory(
+        id=mid,
+        tenant_id=tenant,
+        conversation_id=conversation_id,
+        text=text,
+        positions=tuple(loads(positions)),
+        said_at=from_micros(said_at),
+        container_tags=tuple(loads(tags)),
+        metadata=loads(metadata),
+        created_at=from_text(created),
+        updated_at=from_text(updated),
+    )
+
+
+# --- threads -------------------------------------------------------------------------------------
+
+
+def annotations_json(annotations: Sequence[Annotation]) -> str:
+    return dumps(
+        [
+            {
+                "similarity": a.similarity,
+                "id": a.id,
+                "content": a.content,
+                "type": a.type,
+                "url": a.url,
+                "title": a.title,
+                "description": a.description,
+                "og_image": a.og_image,
+                "created_at": a.created_at,
+                "updated_at": a.updated_at,
+            }
+            for a in annotations
+        ]
+    )
+
+
+def thread_message_from_row(row: Sequence[Any]) -> ThreadMessage:
+    role, content, annotations, created_at = row
+    return ThreadMessage(
+        role=role,
+        content=content,
+        annotations=tuple(Annotation(**a) for a in loads(annotations)),
+        created_at=from_text(created_at),
+    )

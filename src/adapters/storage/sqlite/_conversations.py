@@ -1,0 +1,237 @@
+"""ConversationStore over the SQLite file: conversations, messages, memories, quota."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
+
+from attrs import define
+
+from memoryd.adapters.storage.sqlite import _codec as codec
+from memoryd.adapters.storage.sqlite._db import Database, transaction
+from memoryd.core.errors import QuotaExceeded
+from memoryd.core.model import Conversation, Memory
+from memoryd.core.ports import ConversationChange, TokenCharge
+
+T = TypeVar("T")
+
+#: Host parameters per statement, well under SQLite's limit.
+CHUNK = 500
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+@define
+class SqliteConversationStore:
+    """The source of truth for conversations, their messages and their memories."""
+
+    db: Database
+    dimension: int | None = None
+
+    async def get_conversation(self, tenant_id: str, conversation_id: str) -> Conversation | None:
+        """The stored conversation with its messages in order, or None."""
+
+        def run(conn: sqlite3.Connection) -> Conversation | None:
+            with transaction(conn, write=False):
+                row = conn.execute(
+                    "SELECT rowid, id, tags, metadata, created_at, updated_at"
+                    " FROM conversations WHERE tenant_id = ? AND conversation_id = ?",
+                    (tenant_id, conversation_id),
+                ).fetchone()
+                if row is None:
+                    return None
+                rowid, cid, tags, metadata, created, updated = row
+                messages = conn.execute(
+                    f"SELECT {codec.MESSAGE_COLUMNS} FROM messages"  # noqa: S608 - constant
+                    " WHERE conversation = ? ORDER BY position",
+                    (rowid,),
+                ).fetchall()
+            return Conversation(
+                id=cid,
+                tenant_id=tenant_id,
+                conversation_id=conversation_id,
+                messages=tuple(codec.message_from_row(m) for m in messages),
+                container_tags=tuple(codec.loads(tags)),
+                metadata=codec.loads(metadata),
+                created_at=codec.from_text(created),
+                updated_at=codec.from_text(updated),
+            )
+
+        return await self.db.read(run)
+
+    async def memory_ids(self, tenant_id: str, conversation_id: str) -> tuple[str, ...]:
+        """The ids of every memory made from the conversation, oldest first."""
+
+        def run(conn: sqlite3.Connection) -> tuple[str, ...]:
+            rows = conn.execute(
+                "SELECT id FROM memories WHERE tenant_id = ? AND conversation_id = ?"
+                " ORDER BY rowid",
+                (tenant_id, conversation_id),
+            ).fetchall()
+            return tuple(r[0] for r in rows)
+
+        return await self.db.read(run)
+
+    async def commit(self, change: ConversationChange) -> None:
+        """Write the change in one transaction, charging its tokens; durable on return.
+
+        Raises ``QuotaExceeded`` and writes nothing if the charge would take the
+        key past its quota.
+        """
+        dimension = self.dimension
+
+        def run(conn: sqlite3.Connection) -> None:
+            with transaction(conn, write=True):
+                if change.charge is not None:
+                    _charge(conn, change.charge)
+                _write_change(conn, change, dimension)
+
+        await self.db.write(run)
+
+    async def delete_conversation(
+        self, tenant_id: str, conversation_id: str
+    ) -> tuple[str, ...] | None:
+        """Delete the conversation, its messages and memories; return the memory ids."""
+
+        def run(conn: sqlite3.Connection) -> tuple[str, ...] | None:
+            with transaction(conn, write=True):
+                row = conn.execute(
+                    "SELECT rowid FROM conversations WHERE tenant_id = ? AND conversation_id = ?",
+                    (tenant_id, conversation_id),
+                ).fetchone()
+                if row is None:
+                    return None
+                ids = tuple(
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT id FROM memories WHERE conversation = ? ORDER BY rowid", (row[0],)
+                    )
+                )
+                conn.execute("DELETE FROM memories WHERE conversation = ?", (row[0],))
+                conn.execute("DELETE FROM messages WHERE conversation = ?", (row[0],))
+                conn.execute("DELETE FROM conversations WHERE rowid = ?", (row[0],))
+            return ids
+
+        return await self.db.write(run)
+
+    async def check(self) -> None:
+        """Raise ``StoreUnavailable`` unless the file can be read and written."""
+
+        def read(conn: sqlite3.Connection) -> None:
+            conn.execute("SELECT count(*) FROM meta").fetchone()
+
+        def write(conn: sqlite3.Connection) -> None:
+            with transaction(conn, write=True):
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('checked_at', datetime())"
+                )
+
+        self.db.check_file()
+        await self.db.read(read)
+        await self.db.write(write)
+
+
+def _charge(conn: sqlite3.Connection, charge: TokenCharge) -> None:
+    row = conn.execute(
+        "SELECT used_tokens, quota_tokens FROM api_keys WHERE id = ?", (charge.key_id,)
+    ).fetchone()
+    if row is None:
+        return  # no such key (e.g. a key-less import): nothing to charge
+    used, quota = int(row[0]), row[1]
+    if quota is not None and used + charge.tokens > quota:
+        raise QuotaExceeded(
+            "This write would pass the API key's token quota; nothing was stored",
+            details={
+                "quotaTokens": quota,
+                "usedTokens": used,
+                "requestTokens": charge.tokens,
+            },
+        )
+    if charge.tokens:
+        conn.execute(
+            "UPDATE api_keys SET used_tokens = used_tokens + ? WHERE id = ?",
+            (charge.tokens, charge.key_id),
+        )
+
+
+def _write_change(conn: sqlite3.Connection, change: ConversationChange, dim: int | None) -> None:
+    conv = change.conversation
+    tags = codec.tags_json(conv.container_tags)
+    metadata = codec.metadata_json(conv.metadata)
+    updated = codec.to_text(conv.updated_at)
+    row = conn.execute(
+        "INSERT INTO conversations"
+        " (id, tenant_id, conversation_id, tags, metadata, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (tenant_id, conversation_id) DO UPDATE SET"
+        " tags = excluded.tags, metadata = excluded.metadata, updated_at = excluded.updated_at"
+        " RETURNING rowid",
+        (
+            conv.id,
+            conv.tenant_id,
+            conv.conversation_id,
+            tags,
+            metadata,
+            codec.to_text(conv.created_at),
+            updated,
+        ),
+    ).fetchone()
+    rowid = int(row[0])
+
+    if change.kind in ("created", "replaced"):
+        conn.execute("DELETE FROM messages WHERE conversation = ?", (rowid,))
+    if change.kind != "unchanged":
+        conn.executemany(
+            "INSERT INTO messages (conversation, position, role, content, name, tool_calls,"
+            " tool_call_id, timestamp, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (codec.message_row(rowid, m) for m in change.new_messages),
+        )
+
+    for ids in chunks(change.removed_memory_ids):
+        conn.execute(
+            # Only "?" placeholders are formatted in; the ids are bound parameters.
+            f"DELETE FROM memories WHERE tenant_id = ? AND id IN ({marks(len(ids))})",  # noqa: S608
+            (conv.tenant_id, *ids),
+        )
+    # Every memory of the conversation takes on its tags and metadata.
+    conn.execute(
+        "UPDATE memories SET tags = ?, metadata = ?, updated_at = ?"
+        " WHERE conversation = ? AND (tags IS NOT ? OR metadata IS NOT ?)",
+        (tags, metadata, updated, rowid, tags, metadata),
+    )
+    conn.executemany(
+        "INSERT INTO memories (id, tenant_id, conversation, conversation_id, said_at_us, tags,"
+        " metadata, vector, positions, created_at, updated_at, text)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            _memory_row(rowid, item.memory, item.vector, tags=tags, metadata=metadata, dim=dim)
+            for item in change.added
+        ),
+    )
+
+
+def _memory_row(
+    conversation: int, memory: Memory, vector: Any, *, tags: str, metadata: str, dim: int | None
+) -> tuple[Any, ...]:
+    return (
+        memory.id,
+        memory.tenant_id,
+        conversation,
+        memory.conversation_id,
+        codec.to_micros(memory.said_at),
+        tags,
+        metadata,
+        codec.vector_blob(vector, dim),
+        codec.dumps(list(memory.positions)),
+        codec.to_text(memory.created_at),
+        codec.to_text(memory.updated_at),
+        memory.text,
+    )

@@ -1,0 +1,270 @@
+"""MemoryIndex: in-memory vectors and filters per tenant, FTS5 for keywords.
+
+The SQLite file is the source of truth; this is its searchable view, rebuilt
+from the file at open. Dense search is an exact cosine scan over the rows
+that pass the filter (the filter is applied inside the scan: the scan only
+reads the passing rows), with an int8 first pass for large tenants. The
+keyword side is FTS5's bm25, restricted to the tenant in the MATCH and to the
+filter by the same in-memory attributes. Numeric work runs in the index's own
+threads, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from memoryd.adapters.storage.sqlite import _codec as codec
+from memoryd.adapters.storage.sqlite._conversations import chunks, marks
+from memoryd.adapters.storage.sqlite._db import Database
+from memoryd.adapters.storage.sqlite._fts import keyword_hits
+from memoryd.adapters.storage.sqlite._scan import F32, as_query, pin_blas_threads
+from memoryd.adapters.storage.sqlite._tenant import EXACT_BELOW, TenantIndex
+from memoryd.core.errors import ConfigurationError
+from memoryd.core.model import Memory
+from memoryd.core.ports import Candidate, IndexChange, IndexQuery
+
+#: Tenants with at least this many memories get the int8 first pass.
+QUANTISE_FROM = 20_000
+#: How many first-pass candidates are rescored exactly (at least 4 x k).
+RESCORE = 400
+
+
+class SqliteMemoryIndex:
+    """The searchable view of the memories in one SQLite file."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        dimension: int,
+        quantise_from: int = QUANTISE_FROM,
+        rescore: int = RESCORE,
+        exact_below: int = EXACT_BELOW,
+        scan_threads: int = 2,
+    ) -> None:
+        self.db = db
+        self.dimension = dimension
+        self.quantise_from = quantise_from
+        self.rescore = rescore
+        self.exact_below = exact_below
+        self.loaded = False
+        self._tenants: dict[str, TenantIndex] = {}
+        self._generations: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._compute = ThreadPoolExecutor(2, thread_name_prefix="memoryd-index")
+        self._helper = (
+            ThreadPoolExecutor(scan_threads - 1, thread_name_prefix="memoryd-scan")
+            if scan_threads > 1
+            else None
+        )
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Rebuild every tenant's view from the file (at open)."""
+        pin_blas_threads(1)
+        tenants = await self.db.read(self._rebuild)
+        with self._lock:
+            self._tenants = tenants
+            self.loaded = True
+
+    def _rebuild(self, conn: sqlite3.Connection) -> dict[str, TenantIndex]:
+        tenants: dict[str, TenantIndex] = {}
+        groups: dict[str, dict[tuple[str, str], int]] = {}
+        width = self.dimension * 4
+        conn.execute("BEGIN")
+        try:
+            for tenant_id, count in conn.execute(
+                "SELECT tenant_id, count(*) FROM memories GROUP BY tenant_id"
+            ):
+                tenants[tenant_id] = self._new_tenant(capacity=_next_power_of_two(count))
+                groups[tenant_id] = {}
+            rows = conn.execute(
+                "SELECT tenant_id, id, conversation_id, said_at_us, tags, metadata, vector"
+                " FROM memories"
+            )
+            for tenant_id, mid, conversation_id, said_at, tags, metadata, blob in rows:
+                if len(blob) != width:
+                    raise ConfigurationError(
+                        f"Memory {mid} in {self.db.path} has a {len(blob) // 4}-dimensional "
+                        f"vector, not {self.dimension}: the file is inconsistent. Restore it "
+                        "from a backup or set data_dir to a new directory.",
+                    )
+                tenant = tenants[tenant_id]
+                known = groups[tenant_id]
+                group = known.get((tags, metadata))
+                if group is None:
+                    group = tenant.groups.acquire(codec.loads(tags), codec.loads(metadata))
+                    known[(tags, metadata)] = group
+                else:
+                    tenant.groups.acquire_group(group)
+                tenant.load(mid, conversation_id, blob, said_at, group)
+        finally:
+            conn.execute("COMMIT")
+        for tenant in tenants.values():
+            tenant.quantise_if_large()
+        return tenants
+
+    def _new_tenant(self, capacity: int = 0) -> TenantIndex:
+        return TenantIndex(
+            self.dimension,
+            capacity=capacity,
+            quantise_from=self.quantise_from,
+            rescore=self.rescore,
+            exact_below=self.exact_below,
+        )
+
+    def _tenant(self, tenant_id: str, *, create: bool) -> TenantIndex | None:
+        with self._lock:
+            tenant = self._tenants.get(tenant_id)
+            if tenant is None and create:
+                tenant = self._tenants[tenant_id] = self._new_tenant()
+            return tenant
+
+    async def close(self) -> None:
+        """Stop the index's threads."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.close_sync)
+
+    def close_sync(self) -> None:
+        self._compute.shutdown(wait=True)
+        if self._helper is not None:
+            self._helper.shutdown(wait=True)
+
+    # --- MemoryIndex -----------------------------------------------------------------------------
+
+    async def apply(self, change: IndexChange) -> None:
+        """Make a committed change searchable."""
+        if self.loaded:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._compute, self._apply, change)
+        with self._lock:
+            self._generations[change.tenant_id] = self._generations.get(change.tenant_id, 0) + 1
+
+    def _apply(self, change: IndexChange) -> None:
+        tenant = self._tenant(change.tenant_id, create=bool(change.added))
+        if tenant is None:
+            return
+        with tenant.lock:
+            for memory_id in change.removed_memory_ids:
+                tenant.remove(memory_id)
+            tenant.reserve(len(change.added))
+            for item in change.added:
+                memory = item.memory
+                tenant.add(
+                    memory_id=memory.id,
+                    conversation_id=memory.conversation_id,
+                    vector=as_query(item.vector, self.dimension),
+                    said_at_us=codec.to_micros(memory.said_at),
+                    tags=memory.container_tags,
+                    metadata=memory.metadata,
+                )
+            tenant.retag(change.conversation_id, change.container_tags, change.metadata)
+            tenant.quantise_if_large()
+
+    async def search(self, query: IndexQuery) -> list[Candidate]:
+        """Dense and keyword candidates (up to ``query.k`` each) that pass the filter."""
+        if not self.loaded:
+            raise RuntimeError("the index was opened with load_index=False")
+        tenant = self._tenant(query.filter.tenant_id, create=False)
+        if tenant is None or query.k <= 0:
+            return []
+        q = as_query(query.vector, self.dimension)
+        keywords: Future[list[str]] | None = None
+        if query.text.strip():
+            # Other tenants' rows never reach us; extra rows make up for those the
+            # filter drops or that are committed but not yet applied.
+            limit = query.k * (10 if query.filter.is_restrictive else 1) + 16
+            tenant_id, text = query.filter.tenant_id, query.text
+            keywords = self.db.submit_read(lambda conn: keyword_hits(conn, text, tenant_id, limit))
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self._compute, self._search, tenant, q, query, keywords
+            )
+        finally:
+            if keywords is not None and not keywords.done():
+                keywords.cancel()
+
+    def _search(
+        self,
+        tenant: TenantIndex,
+        q: F32,
+        query: IndexQuery,
+        keywords: Future[list[str]] | None,
+    ) -> list[Candidate]:
+        with tenant.lock:
+            rows = tenant.candidates(query.filter)
+            slots, sims = tenant.dense(q, query.k, rows, self._helper)
+            dense_ids = [tenant.ids[s] for s in slots]
+        found = keywords.result() if keywords is not None else []
+        dense_rank = {mid: i for i, mid in enumerate(dense_ids)}
+        similarity = dict(zip(dense_ids, sims, strict=True))
+        keyword_ids: list[str] = []
+        if found:
+            with tenant.lock:
+                hits = [(mid, tenant.slots[mid]) for mid in found if mid in tenant.slots]
+                ok = tenant.passing([slot for _, slot in hits], query.filter)
+                hits = [hit for hit, passed in zip(hits, ok, strict=True) if passed][: query.k]
+                missing = [(mid, slot) for mid, slot in hits if mid not in similarity]
+                for (mid, _), sim in zip(
+                    missing, tenant.similarities([s for _, s in missing], q), strict=True
+                ):
+                    similarity[mid] = sim
+            keyword_ids = [mid for mid, _ in hits]
+        keyword_rank = {mid: i for i, mid in enumerate(keyword_ids)}
+        return [
+            Candidate(
+                memory_id=mid,
+                # Unit vectors in float32 can give 1.0000001: keep cosine in range.
+                similarity=min(1.0, max(-1.0, float(similarity[mid]))),
+                dense_rank=dense_rank.get(mid),
+                keyword_rank=keyword_rank.get(mid),
+            )
+            for mid in dict.fromkeys([*dense_ids, *keyword_ids])
+        ]
+
+    async def fetch(self, tenant_id: str, memory_ids: Sequence[str]) -> list[Memory]:
+        """The tenant's memories with these ids, in the given order (missing ones left out)."""
+        ids = list(dict.fromkeys(memory_ids))
+        if not ids:
+            return []
+
+        def run(conn: sqlite3.Connection) -> dict[str, Memory]:
+            found: dict[str, Memory] = {}
+            conn.execute("BEGIN")
+            try:
+                for part in chunks(ids):
+                    for row in conn.execute(
+                        # Constant columns and "?" placeholders; the ids are parameters.
+                        f"SELECT {codec.MEMORY_COLUMNS} FROM memories"  # noqa: S608
+                        f" WHERE tenant_id = ? AND id IN ({marks(len(part))})",
+                        (tenant_id, *part),
+                    ):
+                        memory = codec.memory_from_row(row)
+                        found[memory.id] = memory
+            finally:
+                conn.execute("COMMIT")
+            return found
+
+        found = await self.db.read(run)
+        return [found[mid] for mid in memory_ids if mid in found]
+
+    def generation(self, tenant_id: str) -> int:
+        """Changes on every apply to the tenant (for the search cache)."""
+        return self._generations.get(tenant_id, 0)
+
+    # --- introspection (bench, health) -----------------------------------------------------------
+
+    def size(self, tenant_id: str) -> int:
+        """How many memories of the tenant are searchable."""
+        tenant = self._tenant(tenant_id, create=False)
+        return tenant.n if tenant is not None else 0
+
+
+def _next_power_of_two(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()

@@ -1,0 +1,219 @@
+"""The schema: an ordered list of migrations, versioned by ``PRAGMA user_version``.
+
+Migration ``i`` takes the file from version ``i`` to ``i + 1``; each runs in
+its own transaction. Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from memoryd.core.errors import ConfigurationError
+
+# Full-text search: ``porter unicode61 remove_diacritics 2``. unicode61 splits
+# on Unicode letters and digits (not just ASCII) and folds case; removing
+# diacritics lets "cafe" find "café"; the porter stemmer lets "hiking" find
+# "hiked", which matters for conversational text where the query and the
+# memory rarely use the same word form. The index is external-content (the
+# text lives once, in ``memories``) and kept in step by triggers. The
+# ``tenant_id`` column is indexed only so that a MATCH can be restricted to
+# one tenant before ranking; ``rank`` gives it weight 0 in bm25.
+_V1 = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE tenants (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE api_keys (
+    id           TEXT PRIMARY KEY,
+    tenant_id    TEXT NOT NULL REFERENCES tenants(id),
+    digest       TEXT NOT NULL UNIQUE,
+    tags         TEXT NOT NULL,
+    quota_tokens INTEGER,
+    used_tokens  INTEGER NOT NULL DEFAULT 0,
+    label        TEXT,
+    created_at   TEXT NOT NULL,
+    revoked_at   TEXT
+);
+
+CREATE TABLE conversations (
+    rowid           INTEGER PRIMARY KEY,
+    id              TEXT NOT NULL UNIQUE,
+    tenant_id       TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    tags            TEXT NOT NULL,
+    metadata        TEXT NOT NULL,
+    created_at      TEXT,
+    updated_at      TEXT,
+    UNIQUE (tenant_id, conversation_id)
+);
+
+CREATE TABLE messages (
+    conversation  INTEGER NOT NULL REFERENCES conversations(rowid) ON DELETE CASCADE,
+    position      INTEGER NOT NULL,
+    role          TEXT NOT NULL,
+    content       TEXT NOT NULL,
+    name          TEXT,
+    tool_calls    TEXT,
+    tool_call_id  TEXT,
+    timestamp     TEXT,
+    received_at   TEXT NOT NULL,
+    PRIMARY KEY (conversation, position)
+) WITHOUT ROWID;
+
+-- The vector comes before the text so that the index rebuild, which reads
+-- every vector, stops decoding each record before the text.
+CREATE TABLE memories (
+    rowid           INTEGER PRIMARY KEY,
+    id              TEXT NOT NULL UNIQUE,
+    tenant_id       TEXT NOT NULL,
+    conversation    INTEGER NOT NULL REFERENCES conversations(rowid) ON DELETE CASCADE,
+    conversation_id TEXT NOT NULL,
+    said_at_us      INTEGER NOT NULL,
+    tags            TEXT NOT NULL,
+    metadata        TEXT NOT NULL,
+    vector          BLOB NOT NULL,
+    positions       TEXT NOT NULL,
+    created_at      TEXT,
+    updated_at      TEXT,
+    text            TEXT NOT NULL
+);
+CREATE INDEX memories_by_conversation ON memories (tenant_id, conversation_id);
+CREATE INDEX memories_by_conversation_row ON memories (conversation);
+
+CREATE VIRTUAL TABLE memories_fts USING fts5 (
+    text, tenant_id,
+    content = 'memories', content_rowid = 'rowid',
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+INSERT INTO memories_fts (memories_fts, rank) VALUES ('rank', 'bm25(1.0, 0.0)');
+
+CREATE TRIGGER memories_fts_insert AFTER INSERT ON memories BEGIN
+    INSERT INTO memories_fts (rowid, text, tenant_id) VALUES (new.rowid, new.text, new.tenant_id);
+END;
+CREATE TRIGGER memories_fts_delete AFTER DELETE ON memories BEGIN
+    INSERT INTO memories_fts (memories_fts, rowid, text, tenant_id)
+    VALUES ('delete', old.rowid, old.text, old.tenant_id);
+END;
+CREATE TRIGGER memories_fts_update AFTER UPDATE OF text, tenant_id ON memories BEGIN
+    INSERT INTO memories_fts (memories_fts, rowid, text, tenant_id)
+    VALUES ('delete', old.rowid, old.text, old.tenant_id);
+    INSERT INTO memories_fts (rowid, text, tenant_id) VALUES (new.rowid, new.text, new.tenant_id);
+END;
+
+CREATE TABLE threads (
+    rowid      INTEGER PRIMARY KEY,
+    id         TEXT NOT NULL,
+    tenant_id  TEXT NOT NULL,
+    title      TEXT NOT NULL,
+    created_at TEXT,
+    updated_at TEXT,
+    UNIQUE (tenant_id, id)
+);
+CREATE INDEX threads_by_recency ON threads (tenant_id, updated_at DESC);
+
+CREATE TABLE thread_messages (
+    thread      INTEGER NOT NULL REFERENCES threads(rowid) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL,
+    role        TEXT NOT NULL,
+    content     TEXT NOT NULL,
+    annotations TEXT NOT NULL,
+    created_at  TEXT,
+    PRIMARY KEY (thread, seq)
+) WITHOUT ROWID;
+"""
+
+#: Every migration, in order. ``user_version`` is how many have run.
+MIGRATIONS: tuple[str, ...] = (_V1,)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the file up to :data:`SCHEMA_VERSION`, one transaction per migration."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise ConfigurationError(
+            f"The database {path} has schema version {version}, newer than this memoryd "
+            f"understands ({SCHEMA_VERSION}). Upgrade memoryd, or set data_dir to another "
+            "directory.",
+            details={"path": str(path), "schemaVersion": version},
+        )
+    for number in range(version, SCHEMA_VERSION):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(MIGRATIONS[number]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (triggers contain ``;`` inside BEGIN...END)."""
+    statements: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
+
+
+def check_embedding(
+    conn: sqlite3.Connection, path: Path, model_name: str | None, dimension: int | None
+) -> None:
+    """Record the embedding model on first use; refuse a file built with another one."""
+    rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    stored_model = rows.get("embedding_model")
+    stored_dim = int(rows["embedding_dimension"]) if "embedding_dimension" in rows else None
+    if stored_model is not None and stored_dim is not None and model_name is not None:
+        if (stored_model, stored_dim) != (model_name, dimension):
+            raise ConfigurationError(
+                f"The database {path} holds memories embedded with {stored_model!r} "
+                f"({stored_dim} dimensions), but memoryd is configured to embed with "
+                f"{model_name!r} ({dimension} dimensions). Vectors of different models "
+                "cannot be searched together: set the embedder settings back to "
+                f"{stored_model!r}, or set data_dir to a new directory to start a new "
+                "database with the new model.",
+                details={
+                    "path": str(path),
+                    "storedModel": stored_model,
+                    "storedDimension": stored_dim,
+                    "configuredModel": model_name,
+                    "configuredDimension": dimension,
+                },
+            )
+        return
+    if model_name is None or dimension is None:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            [("embedding_model", model_name), ("embedding_dimension", str(dimension))],
+        )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def stored_dimension(conn: sqlite3.Connection) -> int | None:
+    """The embedding dimension the file was built with, if recorded."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'embedding_dimension'").fetchone()
+    return int(row[0]) if row else None

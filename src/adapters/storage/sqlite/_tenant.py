@@ -1,0 +1,277 @@
+"""One tenant's in-memory search state: vectors, codes, said_at, groups, id maps.
+
+Slots ``0..n-1`` are always the live memories: a delete moves the last row
+into the hole, so a scan never meets a dead row and needs no alive mask.
+Capacity doubles with ``np.empty``, so capacity not yet written costs
+address space, not RSS.
+
+Not thread-safe by itself: the index holds ``lock`` around every call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
+from datetime import datetime
+
+import numpy as np
+
+from memoryd.adapters.storage.sqlite._codec import to_micros
+from memoryd.adapters.storage.sqlite._groups import Groups, Mask
+from memoryd.adapters.storage.sqlite._scan import (
+    F32,
+    I8,
+    Idx,
+    Quantiser,
+    approx_scores,
+    exact_scores,
+    top,
+    unordered_top,
+)
+from memoryd.core.filters import MemoryFilter
+from memoryd.core.model import Scalar
+
+#: Smallest capacity a tenant starts with.
+MIN_CAPACITY = 64
+#: Below this many rows to score, an exact float32 scan beats the int8 pass.
+EXACT_BELOW = 8192
+
+
+class TenantIndex:
+    """The searchable memories of one tenant."""
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        capacity: int = MIN_CAPACITY,
+        quantise_from: int,
+        rescore: int,
+        exact_below: int = EXACT_BELOW,
+    ) -> None:
+        self.dim = dim
+        self.lock = threading.Lock()
+        #: Bumped by every change; a search that dropped the lock checks it.
+        self.version = 0
+        self.quantise_from = quantise_from
+        self.rescore = rescore
+        self.exact_below = exact_below
+        self.n = 0
+        capacity = max(capacity, MIN_CAPACITY)
+        self.vectors: F32 = np.empty((capacity, dim), np.float32)
+        self.codes: I8 | None = None
+        self.quantiser: Quantiser | None = None
+        self.said_at = np.empty(capacity, np.int64)
+        self.group = np.empty(capacity, np.int32)
+        self.conversation = np.empty(capacity, np.int32)
+        self.ids: list[str] = []
+        self.slots: dict[str, int] = {}
+        self.groups = Groups()
+        self._conversations: dict[str, int] = {}
+
+    @property
+    def capacity(self) -> int:
+        return int(self.vectors.shape[0])
+
+    # --- changes ---------------------------------------------------------------------------------
+
+    def reserve(self, extra: int) -> None:
+        """Make room for ``extra`` more rows (capacity doubles)."""
+        need = self.n + extra
+        if need <= self.capacity:
+            return
+        capacity = self.capacity
+        while capacity < need:
+            capacity *= 2
+        n = self.n
+        vectors = np.empty((capacity, self.dim), np.float32)
+        vectors[:n] = self.vectors[:n]
+        self.vectors = vectors
+        for name in ("said_at", "group", "conversation"):
+            old = getattr(self, name)
+            new = np.empty(capacity, old.dtype)
+            new[:n] = old[:n]
+            setattr(self, name, new)
+        if self.codes is not None:
+            # Growth is the moment to refit the scales to all the data (amortised O(1)).
+            self.codes = None
+            self.quantiser = None
+        self.version += 1
+
+    def add(
+        self,
+        *,
+        memory_id: str,
+        conversation_id: str,
+        vector: F32 | memoryview | bytes,
+        said_at_us: int,
+        tags: Sequence[str],
+        metadata: Mapping[str, Scalar],
+    ) -> None:
+        """Add a memory (or overwrite it, if the id is already here). Call reserve first."""
+        slot = self.slots.get(memory_id)
+        group = self.groups.acquire(tags, metadata)
+        if slot is None:
+            if self.n == self.capacity:
+                self.reserve(1)
+            slot = self.n
+            self.n += 1
+            self.ids.append(memory_id)
+            self.slots[memory_id] = slot
+        else:
+            self.groups.release(int(self.group[slot]))
+        row = self.vectors[slot]
+        row[:] = (
+            np.frombuffer(vector, np.float32) if isinstance(vector, bytes | memoryview) else vector
+        )
+        self.said_at[slot] = said_at_us
+        self.group[slot] = group
+        self.conversation[slot] = self._conversation(conversation_id)
+        if self.codes is not None and self.quantiser is not None:
+            self.quantiser.encode(self.vectors[slot : slot + 1], self.codes[slot : slot + 1])
+        self.version += 1
+
+    def remove(self, memory_id: str) -> bool:
+        """Remove a memory; the last row moves into its slot."""
+        slot = self.slots.pop(memory_id, None)
+        if slot is None:
+            return False
+        self.groups.release(int(self.group[slot]))
+        last = self.n - 1
+        if slot != last:
+            moved = self.ids[last]
+            self.vectors[slot] = self.vectors[last]
+            if self.codes is not None:
+                self.codes[slot] = self.codes[last]
+            self.said_at[slot] = self.said_at[last]
+            self.group[slot] = self.group[last]
+            self.conversation[slot] = self.conversation[last]
+            self.ids[slot] = moved
+            self.slots[moved] = slot
+        self.ids.pop()
+        self.n = last
+        self.version += 1
+        return True
+
+    def retag(
+        self,
+        conversation_id: str,
+        tags: Sequence[str] | None,
+        metadata: Mapping[str, Scalar] | None,
+    ) -> None:
+        """Give every memory of the conversation these tags and/or this metadata."""
+        code = self._conversations.get(conversation_id)
+        if code is None or (tags is None and metadata is None):
+            return
+        slots = np.flatnonzero(self.conversation[: self.n] == code)
+        if len(slots) == 0:
+            return
+        # Memories of one conversation nearly always share one group; handle any mix.
+        by_group: dict[int, list[int]] = {}
+        for slot in slots.tolist():
+            by_group.setdefault(int(self.group[slot]), []).append(slot)
+        for old, members in by_group.items():
+            old_tags, old_meta = self.groups.attributes(old)
+            new = self.groups.acquire(
+                tags if tags is not None else old_tags,
+                metadata if metadata is not None else old_meta,
+                count=len(members),
+            )
+            self.group[members] = new
+            self.groups.release(old, count=len(members))
+        self.version += 1
+
+    def load(
+        self, memory_id: str, conversation_id: str, blob: bytes, said_at_us: int, group: int
+    ) -> None:
+        """Append a row read from the file (rebuild): ``group`` is already acquired."""
+        slot = self.n
+        self.vectors[slot] = np.frombuffer(blob, np.float32)
+        self.said_at[slot] = said_at_us
+        self.group[slot] = group
+        self.conversation[slot] = self._conversation(conversation_id)
+        self.ids.append(memory_id)
+        self.slots[memory_id] = slot
+        self.n = slot + 1
+
+    def quantise_if_large(self) -> None:
+        """Build the int8 codes once the tenant is big enough for them to pay."""
+        if self.codes is not None or self.n < self.quantise_from:
+            return
+        self.quantiser = Quantiser.fit(self.vectors, self.n)
+        codes = np.empty((self.capacity, self.dim), np.int8)
+        self.quantiser.encode(self.vectors[: self.n], codes[: self.n])
+        self.codes = codes
+
+    def _conversation(self, conversation_id: str) -> int:
+        return self._conversations.setdefault(conversation_id, len(self._conversations))
+
+    # --- search ----------------------------------------------------------------------------------
+
+    def candidates(self, memory_filter: MemoryFilter) -> Idx | None:
+        """The slots passing the filter, or None when every slot does."""
+        n = self.n
+        group_ok = self.groups.mask(memory_filter)
+        mask: Mask | None = None
+        if group_ok is not None:
+            mask = group_ok[self.group[:n]]
+        if memory_filter.after is not None or memory_filter.before is not None:
+            said = self.said_at[:n]
+            if mask is None:
+                mask = np.ones(n, np.bool_)
+            if memory_filter.after is not None:
+                mask &= said >= _micros(memory_filter.after)
+            if memory_filter.before is not None:
+                mask &= said < _micros(memory_filter.before)
+        if mask is None:
+            return None
+        found: Idx = np.flatnonzero(mask)
+        return found
+
+    def passing(self, slots: Sequence[int], memory_filter: MemoryFilter) -> list[bool]:
+        """Whether each slot passes the filter (for keyword hits)."""
+        group_ok = self.groups.mask(memory_filter)
+        after = _micros(memory_filter.after) if memory_filter.after is not None else None
+        before = _micros(memory_filter.before) if memory_filter.before is not None else None
+        out: list[bool] = []
+        for slot in slots:
+            said = int(self.said_at[slot])
+            out.append(
+                (group_ok is None or bool(group_ok[int(self.group[slot])]))
+                and (after is None or said >= after)
+                and (before is None or said < before)
+            )
+        return out
+
+    def dense(
+        self, q: F32, k: int, idx: Idx | None, helper: Executor | None
+    ) -> tuple[list[int], list[float]]:
+        """The ``k`` best slots (of ``idx``, or all) by cosine, with their exact scores."""
+        rows = self.n if idx is None else len(idx)
+        if rows == 0 or k <= 0:
+            return [], []
+        if self.codes is None or self.quantiser is None or rows < self.exact_below:
+            scores = exact_scores(self.vectors, q, rows=self.n, idx=idx)
+            best = top(scores, k)
+            slots = best if idx is None else idx[best]
+            return slots.tolist(), scores[best].tolist()
+        approx = approx_scores(
+            self.codes, self.quantiser.query(q), rows=self.n, idx=idx, helper=helper
+        )
+        shortlist = unordered_top(approx, max(self.rescore, 4 * k))
+        chosen = shortlist if idx is None else idx[shortlist]
+        exact = exact_scores(self.vectors, q, rows=self.n, idx=chosen)
+        best = top(exact, k)
+        return chosen[best].tolist(), exact[best].tolist()
+
+    def similarities(self, slots: Sequence[int], q: F32) -> list[float]:
+        """Exact cosine of the given slots."""
+        if not slots:
+            return []
+        scores: F32 = self.vectors[np.asarray(slots, np.intp)] @ q
+        return [float(s) for s in scores.tolist()]
+
+
+def _micros(value: datetime) -> int:
+    return to_micros(value)

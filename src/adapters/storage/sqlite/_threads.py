@@ -1,0 +1,153 @@
+"""ThreadStore over the SQLite file: chat threads and their messages."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from attrs import define
+
+from memoryd.adapters.storage.sqlite import _codec as codec
+from memoryd.adapters.storage.sqlite._db import Database, transaction
+from memoryd.core.errors import NotFound
+from memoryd.core.model import Thread, ThreadMessage
+
+
+def _message_rows(thread: int, start: int, messages: Sequence[ThreadMessage]) -> list[Any]:
+    return [
+        (
+            thread,
+            start + i,
+            m.role,
+            m.content,
+            codec.annotations_json(m.annotations),
+            codec.to_text(m.created_at),
+        )
+        for i, m in enumerate(messages)
+    ]
+
+
+def _utc(value: datetime | None) -> str | None:
+    """Thread times are kept in UTC so that the text sorts in time order."""
+    return codec.to_text(value.astimezone(UTC) if value is not None else None)
+
+
+_INSERT_MESSAGES = (
+    "INSERT INTO thread_messages (thread, seq, role, content, annotations, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+@define
+class SqliteThreadStore:
+    """Chat threads: their messages and the annotations of each answer."""
+
+    db: Database
+
+    async def create_thread(self, thread: Thread) -> None:
+        """Store a new thread with the messages it already has."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            with transaction(conn, write=True):
+                row = conn.execute(
+                    "INSERT INTO threads (id, tenant_id, title, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?) RETURNING rowid",
+                    (
+                        thread.id,
+                        thread.tenant_id,
+                        thread.title,
+                        _utc(thread.created_at),
+                        _utc(thread.updated_at or thread.created_at),
+                    ),
+                ).fetchone()
+                conn.executemany(_INSERT_MESSAGES, _message_rows(row[0], 0, thread.messages))
+
+        await self.db.write(run)
+
+    async def get_thread(self, tenant_id: str, thread_id: str) -> Thread | None:
+        """The thread with its messages in order, or None if the tenant has none by that id."""
+
+        def run(conn: sqlite3.Connection) -> Thread | None:
+            with transaction(conn, write=False):
+                row = conn.execute(
+                    "SELECT rowid, title, created_at, updated_at FROM threads"
+                    " WHERE tenant_id = ? AND id = ?",
+                    (tenant_id, thread_id),
+                ).fetchone()
+                if row is None:
+                    return None
+                messages = conn.execute(
+                    "SELECT role, content, annotations, created_at FROM thread_messages"
+                    " WHERE thread = ? ORDER BY seq",
+                    (row[0],),
+                ).fetchall()
+            return Thread(
+                id=thread_id,
+                tenant_id=tenant_id,
+                messages=tuple(codec.thread_message_from_row(m) for m in messages),
+                title=row[1],
+                created_at=codec.from_text(row[2]),
+                updated_at=codec.from_text(row[3]),
+            )
+
+        return await self.db.read(run)
+
+    async def append_messages(
+        self, tenant_id: str, thread_id: str, messages: Sequence[ThreadMessage]
+    ) -> None:
+        """Append messages durably, in order. Raises ``NotFound`` for an unknown thread."""
+        stamps = [m.created_at for m in messages if m.created_at is not None]
+        updated = _utc(max(stamps) if stamps else datetime.now(UTC))
+
+        def run(conn: sqlite3.Connection) -> None:
+            with transaction(conn, write=True):
+                row = conn.execute(
+                    "SELECT rowid FROM threads WHERE tenant_id = ? AND id = ?",
+                    (tenant_id, thread_id),
+                ).fetchone()
+                if row is None:
+                    raise NotFound(f"No thread {thread_id!r}", details={"threadId": thread_id})
+                (start,) = conn.execute(
+                    "SELECT coalesce(max(seq) + 1, 0) FROM thread_messages WHERE thread = ?",
+                    (row[0],),
+                ).fetchone()
+                conn.executemany(_INSERT_MESSAGES, _message_rows(row[0], start, messages))
+                conn.execute("UPDATE threads SET updated_at = ? WHERE rowid = ?", (updated, row[0]))
+
+        await self.db.write(run)
+
+    async def list_threads(self, tenant_id: str, *, limit: int, offset: int) -> list[Thread]:
+        """The tenant's threads, most recently updated first, without their messages."""
+
+        def run(conn: sqlite3.Connection) -> list[Thread]:
+            rows = conn.execute(
+                "SELECT id, title, created_at, updated_at FROM threads WHERE tenant_id = ?"
+                " ORDER BY coalesce(updated_at, created_at) DESC, rowid DESC LIMIT ? OFFSET ?",
+                (tenant_id, limit, offset),
+            ).fetchall()
+            return [
+                Thread(
+                    id=r[0],
+                    tenant_id=tenant_id,
+                    title=r[1],
+                    created_at=codec.from_text(r[2]),
+                    updated_at=codec.from_text(r[3]),
+                )
+                for r in rows
+            ]
+
+        return await self.db.read(run)
+
+    async def delete_thread(self, tenant_id: str, thread_id: str) -> bool:
+        """Delete a thread and its messages; False if the tenant has none by that id."""
+
+        def run(conn: sqlite3.Connection) -> bool:
+            with transaction(conn, write=True):
+                cur = conn.execute(
+                    "DELETE FROM threads WHERE tenant_id = ? AND id = ?", (tenant_id, thread_id)
+                )
+                return cur.rowcount > 0
+
+        return await self.db.write(run)

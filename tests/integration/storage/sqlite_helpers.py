@@ -1,0 +1,104 @@
+"""Builders for the SQLite storage tests: conversations, memories, vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from memoryd.core.model import Conversation, Memory, Message, Scalar, StoredMessage
+from memoryd.core.ports import ConversationChange, IndexChange, IndexedMemory, TokenCharge
+
+DIM = 16
+MODEL = "test-model"
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def unit(rng: np.random.Generator, dim: int = DIM) -> np.ndarray:
+    v = rng.standard_normal(dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def stored(messages: Sequence[Message], start: int = 0) -> tuple[StoredMessage, ...]:
+    return tuple(
+        StoredMessage(message=m, position=start + i, received_at=T0 + timedelta(seconds=i))
+        for i, m in enumerate(messages)
+    )
+
+
+def conversation(
+    tenant: str,
+    conversation_id: str,
+    messages: Sequence[StoredMessage],
+    *,
+    tags: tuple[str, ...] = (),
+    metadata: Mapping[str, Scalar] | None = None,
+    cid: str | None = None,
+) -> Conversation:
+    return Conversation(
+        id=cid or f"id-{tenant}-{conversation_id}",
+        tenant_id=tenant,
+        conversation_id=conversation_id,
+        messages=tuple(messages),
+        container_tags=tags,
+        metadata=dict(metadata or {}),
+        created_at=T0,
+        updated_at=T0,
+    )
+
+
+def memory(
+    tenant: str,
+    conversation_id: str,
+    memory_id: str,
+    text: str,
+    vector: Any,
+    *,
+    tags: tuple[str, ...] = (),
+    metadata: Mapping[str, Scalar] | None = None,
+    said_at: datetime = T0,
+) -> IndexedMemory:
+    return IndexedMemory(
+        memory=Memory(
+            id=memory_id,
+            tenant_id=tenant,
+            conversation_id=conversation_id,
+            text=text,
+            positions=(0,),
+            said_at=said_at,
+            container_tags=tags,
+            metadata=dict(metadata or {}),
+            created_at=T0,
+            updated_at=T0,
+        ),
+        vector=vector,
+    )
+
+
+def created(
+    conv: Conversation,
+    added: Sequence[IndexedMemory] = (),
+    *,
+    charge: TokenCharge | None = None,
+) -> ConversationChange:
+    return ConversationChange(
+        kind="created",
+        conversation=conv,
+        new_messages=conv.messages,
+        added=tuple(added),
+        removed_memory_ids=(),
+        charge=charge,
+    )
+
+
+def index_change(conv: Conversation, change: ConversationChange) -> IndexChange:
+    return IndexChange(
+        tenant_id=conv.tenant_id,
+        conversation_id=conv.conversation_id,
+        added=change.added,
+        removed_memory_ids=change.removed_memory_ids,
+        container_tags=conv.container_tags,
+        metadata=dict(conv.metadata),
+    )
