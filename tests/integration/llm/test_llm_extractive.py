@@ -1,0 +1,78 @@
+"""The extractive chat model: it quotes memories with their dates, best first."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from memoryd.adapters.llm import ExtractiveChatModel
+from memoryd.core.model import Memory, ScoredMemory
+from memoryd.core.ports import ChatTurn
+
+PROMPT = (ChatTurn("user", "What did Caroline do?"),)
+
+
+def found(text: str, said_at: datetime, score: float = 1.0) -> ScoredMemory:
+    memory = Memory(
+        id=f"m{score}",
+        tenant_id="t",
+        conversation_id="c",
+        text=text,
+        positions=(0,),
+        said_at=said_at,
+    )
+    return ScoredMemory(memory=memory, similarity=score, score=score)
+
+
+MAY_8 = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
+JUNE_27 = datetime(2023, 6, 27, 9, 0, tzinfo=UTC)
+
+
+async def answer(context: list[ScoredMemory], max_tokens: int = 256) -> list[str]:
+    model = ExtractiveChatModel()
+    return [p async for p in model.stream(PROMPT, max_tokens=max_tokens, context=context)]
+
+
+async def test_quotes_memories_with_dates_best_first() -> None:
+    chunks = await answer(
+        [
+            found("[2023-05-08] Caroline: I went to a LGBTQ support group yesterday.", MAY_8, 0.9),
+            found("[2023-06-27] user: My dog is\ncalled Rex.", JUNE_27, 0.5),
+        ]
+    )
+    assert len(chunks) == 3  # streamed in a few pieces
+    assert "".join(chunks) == (
+        "Here is what I remember:\n"
+        '- On 8 May 2023, Caroline said: "I went to a LGBTQ support group yesterday."\n'
+        '- On 27 June 2023, the user said: "My dog is called Rex."'
+    )
+
+
+async def test_text_in_another_shape_takes_the_date_it_was_said() -> None:
+    chunks = await answer([found("Melanie paints sunrises.", JUNE_27)])
+    assert "".join(chunks).endswith('- On 27 June 2023: "Melanie paints sunrises."')
+
+
+async def test_the_same_memory_twice_is_quoted_once() -> None:
+    same = "[2023-05-08] Caroline: Hello."
+    chunks = await answer([found(same, MAY_8, 0.9), found(same, MAY_8, 0.8)])
+    assert len(chunks) == 2
+
+
+async def test_without_memories_it_says_so() -> None:
+    text = "".join(await answer([]))
+    assert text.startswith("I don't have any memories about that")
+
+
+async def test_max_tokens_cuts_the_answer_at_about_four_characters_a_token() -> None:
+    long = "[2023-05-08] Caroline: " + "word " * 200
+    text = "".join(await answer([found(long, MAY_8)], max_tokens=20))
+    assert len(text) <= 20 * 4 + 1
+    assert text.startswith("Here is what I remember:\n- On 8 May 2023, Caroline said:")
+    assert text.endswith("…")
+    assert "  " not in text
+
+
+async def test_name_and_window() -> None:
+    model = ExtractiveChatModel(context_window=4096)
+    assert model.name == "extractive"
+    assert model.context_window == 4096
