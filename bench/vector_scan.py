@@ -88,10 +88,18 @@ def build(data: np.ndarray, rng: np.random.Generator) -> TenantIndex:
     groups = [tenant.groups.acquire((f"tag{i}",), {"i": i}, count=0) for i in range(10)]
     said = rng.integers(1_600_000_000, 1_700_000_000, n) * 1_000_000
     labels = rng.integers(0, 10, n)
-    for i in range(n):
-        group = groups[labels[i]]
-        tenant.groups.acquire_group(group)
-        tenant.load(f"m{i}", f"c{i // 20}", data[i].tobytes(), int(said[i]), group)
+    for s in range(0, n, 4096):
+        e = min(s + 4096, n)
+        block = [groups[g] for g in labels[s:e].tolist()]
+        for g in block:
+            tenant.groups.acquire_group(g)
+        tenant.load(
+            [f"m{i}" for i in range(s, e)],
+            [f"c{i // 20}" for i in range(s, e)],
+            data[s:e].tobytes(),
+            said[s:e].tolist(),
+            block,
+        )
     tenant.quantise_if_large()
     return tenant
 

@@ -191,6 +191,26 @@ async def test_fts_syntax_in_queries_is_searched_as_words(
     assert [c.keyword_rank for c in found] == [0]
 
 
+async def test_keyword_side_skips_words_too_common_to_afford(db_path: Path) -> None:
+    backend = await open_sqlite(db_path, model_name=MODEL, dimension=DIM, keyword_budget=5)
+    try:
+        rng = np.random.default_rng(15)
+        common = [memory("acme", f"c{i}", f"m{i}", f"pizza night {i}", unit(rng)) for i in range(8)]
+        rare = memory("acme", "cz", "zebra", "a zebra ate pizza", unit(rng))
+        await ingest(backend, [*common, rare])
+
+        both = await backend.index.search(
+            IndexQuery(MemoryFilter("acme"), unit(rng), "pizza zebra", k=20)
+        )
+        only_common = await backend.index.search(
+            IndexQuery(MemoryFilter("acme"), unit(rng), "pizza", k=20)
+        )
+    finally:
+        await backend.close()
+    assert [c.memory_id for c in both if c.keyword_rank is not None] == ["zebra"]
+    assert [c for c in only_common if c.keyword_rank is not None] == []
+
+
 async def test_keyword_side_respects_filter_and_tenant(backend: SqliteBackend) -> None:
     rng = np.random.default_rng(8)
     items = [

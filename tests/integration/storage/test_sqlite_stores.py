@@ -13,8 +13,9 @@ import pytest
 from memoryd.adapters.storage.sqlite import SqliteBackend, open_sqlite
 from memoryd.adapters.storage.sqlite._schema import SCHEMA_VERSION
 from memoryd.core.errors import ConfigurationError, NotFound, QuotaExceeded, StoreUnavailable
+from memoryd.core.filters import MemoryFilter
 from memoryd.core.model import Annotation, ContentPart, Message, Thread, ThreadMessage
-from memoryd.core.ports import ConversationChange, TokenCharge
+from memoryd.core.ports import ConversationChange, IndexQuery, TokenCharge
 from tests.integration.storage.sqlite_helpers import (
     DIM,
     MODEL,
@@ -311,3 +312,7 @@ async def test_closed_backend_is_unavailable(backend: SqliteBackend) -> None:
         await backend.keys.find_key("d1")
     with pytest.raises(StoreUnavailable):
         await backend.conversations.check()
+    with pytest.raises(StoreUnavailable):
+        await backend.index.search(IndexQuery(MemoryFilter("acme"), np.ones(DIM), "x", k=1))
+    with pytest.raises(StoreUnavailable):
+        await backend.index.fetch("acme", ["m1"])

@@ -46,6 +46,7 @@ async def open_sqlite(
     rescore: int = RESCORE,
     exact_below: int = EXACT_BELOW,
     scan_threads: int = 2,
+    keyword_budget: int = 10_000,
 ) -> SqliteBackend:
     """Open (creating if missing) the database file and rebuild the search index.
 
@@ -58,7 +59,9 @@ async def open_sqlite(
     Tuning (defaults suit 384-dimensional embeddings on 2 cores): tenants with
     ``quantise_from`` memories or more get an int8 first pass over scans of at
     least ``exact_below`` rows, whose best ``rescore`` (at least 4 x k) are
-    rescored exactly; ``scan_threads`` threads share a large scan.
+    rescored exactly; ``scan_threads`` threads share a large scan. The keyword
+    side ranks only the rarest query words that match at most
+    ``keyword_budget`` rows together (bm25 cost grows with matched rows).
     """
     path = Path(path)
     try:
@@ -86,6 +89,7 @@ async def open_sqlite(
         rescore=rescore,
         exact_below=exact_below,
         scan_threads=scan_threads,
+        keyword_budget=keyword_budget,
     )
     backend = SqliteBackend(
         path=path,

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
+from collections.abc import Sequence
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -44,34 +46,99 @@ def quote(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def match_expression(text: str, tenant_id: str) -> str | None:
-    """The MATCH expression for a query, or None when it has no searchable words."""
-    words = terms(text)
+def words_expression(words: Sequence[str]) -> str:
+    """``text : ("w1" OR "w2")``: the words, searched in the text column only."""
+    return "text : (" + " OR ".join(quote(w) for w in words) + ")"
+
+
+class TermPlanner:
+    """Chooses which words of a query the keyword side may afford to rank.
+
+    bm25 scores every row an OR query matches, so a word found in a large
+    share of the rows (a speaker's name, a year) costs milliseconds per ten
+    thousand rows while adding almost nothing to the ranking (its IDF is near
+    zero). Words are taken rarest first while the rows they match add up to
+    at most ``budget``; a word's count is read with a capped scan (cheap: no
+    scoring) and cached until the number of memories moves by a quarter.
+    """
+
+    def __init__(self, budget: int = 10_000, cache_size: int = 50_000) -> None:
+        self.budget = budget
+        self.cache_size = cache_size
+        self._counts: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def choose(self, conn: sqlite3.Connection, words: Sequence[str], total: int) -> list[str]:
+        """The affordable words, rarest first."""
+        if total <= self.budget:
+            return list(words)
+        counted = sorted(((self._count(conn, w, total), w) for w in words), key=lambda x: x[0])
+        chosen: list[str] = []
+        spent = 0
+        for count, word in counted:
+            if count == 0:
+                continue
+            if spent + count > self.budget:
+                break
+            spent += count
+            chosen.append(word)
+        return chosen
+
+    def _count(self, conn: sqlite3.Connection, word: str, total: int) -> int:
+        with self._lock:
+            cached = self._counts.get(word)
+        if cached is not None and 0.8 * cached[1] <= total <= 1.25 * cached[1]:
+            return cached[0]
+        (count,) = conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ? LIMIT ?)",
+            (words_expression([word]), self.budget + 1),
+        ).fetchone()
+        with self._lock:
+            if len(self._counts) >= self.cache_size:
+                self._counts.clear()
+            self._counts[word] = (int(count), total)
+        return int(count)
+
+
+def keyword_hits(
+    conn: sqlite3.Connection,
+    text: str,
+    tenant_id: str,
+    limit: int,
+    *,
+    planner: TermPlanner,
+    total: int,
+    share: float,
+) -> list[str]:
+    """Memory ids of the tenant's best keyword matches (bm25), best first.
+
+    ``total`` is how many memories the file holds and ``share`` the tenant's
+    part of them. A tenant holding most rows is filtered after ranking (its
+    rows are most of the matches anyway, and restricting the MATCH would walk
+    its whole token list); a smaller one is restricted inside the MATCH so
+    that other tenants' rows cannot crowd it out.
+    """
+    words = planner.choose(conn, terms(text), total) if limit > 0 else []
     if not words:
-        return None
-    words_expr = " OR ".join(quote(w) for w in words)
-    return f"tenant_id : {quote(tenant_id)} AND text : ({words_expr})"
-
-
-def keyword_hits(conn: sqlite3.Connection, text: str, tenant_id: str, limit: int) -> list[str]:
-    """Memory ids of the tenant's best keyword matches (bm25), best first."""
-    expression = match_expression(text, tenant_id)
-    if expression is None or limit <= 0:
         return []
+    restrict = share < 0.5
+    expression = words_expression(words)
+    if restrict:
+        expression = f"tenant_id : {quote(tenant_id)} AND {expression}"
     try:
         rows = conn.execute(
             "SELECT m.id, m.tenant_id FROM memories_fts f JOIN memories m ON m.rowid = f.rowid"
             " WHERE memories_fts MATCH ? ORDER BY f.rank LIMIT ?",
-            (expression, limit),
+            (expression, limit if restrict else 2 * limit),
         ).fetchall()
     except sqlite3.OperationalError as e:
-        # A tenant id that tokenises to nothing makes the column filter an
-        # empty phrase; fall back to filtering the tenant after the match.
-        if "fts5" not in str(e).lower() and "syntax" not in str(e).lower():
+        # A tenant id that tokenises to nothing makes its column filter an
+        # empty phrase: rank without it and filter the tenant after.
+        if not restrict or "fts5" not in str(e).lower():
             raise
         rows = conn.execute(
             "SELECT m.id, m.tenant_id FROM memories_fts f JOIN memories m ON m.rowid = f.rowid"
             " WHERE memories_fts MATCH ? AND m.tenant_id = ? ORDER BY f.rank LIMIT ?",
-            (f"text : ({' OR '.join(quote(w) for w in terms(text))})", tenant_id, limit),
+            (words_expression(words), tenant_id, limit),
         ).fetchall()
-    return [mid for mid, tenant in rows if tenant == tenant_id]
+    return [mid for mid, tenant in rows if tenant == tenant_id][:limit]

@@ -14,21 +14,24 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from memoryd.adapters.storage.sqlite import _codec as codec
 from memoryd.adapters.storage.sqlite._conversations import chunks, marks
 from memoryd.adapters.storage.sqlite._db import Database
-from memoryd.adapters.storage.sqlite._fts import keyword_hits
+from memoryd.adapters.storage.sqlite._fts import TermPlanner, keyword_hits
 from memoryd.adapters.storage.sqlite._scan import F32, as_query, pin_blas_threads
 from memoryd.adapters.storage.sqlite._tenant import EXACT_BELOW, TenantIndex
-from memoryd.core.errors import ConfigurationError
+from memoryd.core.errors import ConfigurationError, StoreUnavailable
 from memoryd.core.model import Memory
 from memoryd.core.ports import Candidate, IndexChange, IndexQuery
 
-#: Tenants with at least this many memories get the int8 first pass.
-QUANTISE_FROM = 20_000
+#: Tenants with at least this many memories get int8 codes for a first pass.
+QUANTISE_FROM = 16_384
+T = TypeVar("T")
+
 #: How many first-pass candidates are rescored exactly (at least 4 x k).
 RESCORE = 400
 
@@ -45,13 +48,16 @@ class SqliteMemoryIndex:
         rescore: int = RESCORE,
         exact_below: int = EXACT_BELOW,
         scan_threads: int = 2,
+        keyword_budget: int = 10_000,
     ) -> None:
         self.db = db
+        self.planner = TermPlanner(keyword_budget)
         self.dimension = dimension
         self.quantise_from = quantise_from
         self.rescore = rescore
         self.exact_below = exact_below
         self.loaded = False
+        self._closed = False
         self._tenants: dict[str, TenantIndex] = {}
         self._generations: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -74,35 +80,19 @@ class SqliteMemoryIndex:
 
     def _rebuild(self, conn: sqlite3.Connection) -> dict[str, TenantIndex]:
         tenants: dict[str, TenantIndex] = {}
-        groups: dict[str, dict[tuple[str, str], int]] = {}
-        width = self.dimension * 4
         conn.execute("BEGIN")
         try:
             for tenant_id, count in conn.execute(
                 "SELECT tenant_id, count(*) FROM memories GROUP BY tenant_id"
             ):
                 tenants[tenant_id] = self._new_tenant(capacity=_next_power_of_two(count))
-                groups[tenant_id] = {}
-            rows = conn.execute(
+            loader = _Loader(tenants, self.dimension, str(self.db.path))
+            cursor = conn.execute(
                 "SELECT tenant_id, id, conversation_id, said_at_us, tags, metadata, vector"
                 " FROM memories"
             )
-            for tenant_id, mid, conversation_id, said_at, tags, metadata, blob in rows:
-                if len(blob) != width:
-                    raise ConfigurationError(
-                        f"Memory {mid} in {self.db.path} has a {len(blob) // 4}-dimensional "
-                        f"vector, not {self.dimension}: the file is inconsistent. Restore it "
-                        "from a backup or set data_dir to a new directory.",
-                    )
-                tenant = tenants[tenant_id]
-                known = groups[tenant_id]
-                group = known.get((tags, metadata))
-                if group is None:
-                    group = tenant.groups.acquire(codec.loads(tags), codec.loads(metadata))
-                    known[(tags, metadata)] = group
-                else:
-                    tenant.groups.acquire_group(group)
-                tenant.load(mid, conversation_id, blob, said_at, group)
+            while rows := cursor.fetchmany(_REBUILD_BATCH):
+                loader.load(rows)
         finally:
             conn.execute("COMMIT")
         for tenant in tenants.values():
@@ -131,17 +121,28 @@ class SqliteMemoryIndex:
         await loop.run_in_executor(None, self.close_sync)
 
     def close_sync(self) -> None:
+        self._closed = True
         self._compute.shutdown(wait=True)
         if self._helper is not None:
             self._helper.shutdown(wait=True)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise StoreUnavailable()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._compute, fn, *args)
+        except RuntimeError as e:
+            if self._closed:  # the index (and the store with it) was closed
+                raise StoreUnavailable() from e
+            raise
 
     # --- MemoryIndex -----------------------------------------------------------------------------
 
     async def apply(self, change: IndexChange) -> None:
         """Make a committed change searchable."""
         if self.loaded:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._compute, self._apply, change)
+            await self._run(self._apply, change)
         with self._lock:
             self._generations[change.tenant_id] = self._generations.get(change.tenant_id, 0) + 1
 
@@ -168,6 +169,8 @@ class SqliteMemoryIndex:
 
     async def search(self, query: IndexQuery) -> list[Candidate]:
         """Dense and keyword candidates (up to ``query.k`` each) that pass the filter."""
+        if self._closed:
+            raise StoreUnavailable()
         if not self.loaded:
             raise RuntimeError("the index was opened with load_index=False")
         tenant = self._tenant(query.filter.tenant_id, create=False)
@@ -180,12 +183,15 @@ class SqliteMemoryIndex:
             # filter drops or that are committed but not yet applied.
             limit = query.k * (10 if query.filter.is_restrictive else 1) + 16
             tenant_id, text = query.filter.tenant_id, query.text
-            keywords = self.db.submit_read(lambda conn: keyword_hits(conn, text, tenant_id, limit))
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(
-                self._compute, self._search, tenant, q, query, keywords
+            total = self.total()
+            share = tenant.n / total if total else 1.0
+            keywords = self.db.submit_read(
+                lambda conn: keyword_hits(
+                    conn, text, tenant_id, limit, planner=self.planner, total=total, share=share
+                )
             )
+        try:
+            return await self._run(self._search, tenant, q, query, keywords)
         finally:
             if keywords is not None and not keywords.done():
                 keywords.cancel()
@@ -260,10 +266,59 @@ class SqliteMemoryIndex:
 
     # --- introspection (bench, health) -----------------------------------------------------------
 
+    def total(self) -> int:
+        """How many memories are searchable, all tenants together."""
+        with self._lock:
+            return sum(t.n for t in self._tenants.values())
+
     def size(self, tenant_id: str) -> int:
         """How many memories of the tenant are searchable."""
         tenant = self._tenant(tenant_id, create=False)
         return tenant.n if tenant is not None else 0
+
+
+#: Rows read from the file per batch while rebuilding (a few MiB of vectors).
+_REBUILD_BATCH = 2048
+
+
+class _Loader:
+    """Sorts batches of rows by tenant and appends them, vectors as one buffer each."""
+
+    def __init__(self, tenants: dict[str, TenantIndex], dimension: int, path: str) -> None:
+        self.tenants = tenants
+        self.width = dimension * 4
+        self.path = path
+        self.groups: dict[str, dict[tuple[str, str], int]] = {t: {} for t in tenants}
+
+    def load(self, rows: list[Any]) -> None:
+        by_tenant: dict[str, list[Any]] = {}
+        for row in rows:
+            by_tenant.setdefault(row[0], []).append(row)
+        for tenant_id, mine in by_tenant.items():
+            tenant = self.tenants[tenant_id]
+            known = self.groups[tenant_id]
+            groups = []
+            for _, mid, _, _, tags, metadata, blob in mine:
+                if len(blob) != self.width:
+                    raise ConfigurationError(
+                        f"Memory {mid} in {self.path} has a {len(blob) // 4}-dimensional "
+                        f"vector, not {self.width // 4}: the file is inconsistent. Restore it "
+                        "from a backup or set data_dir to a new directory.",
+                    )
+                group = known.get((tags, metadata))
+                if group is None:
+                    group = tenant.groups.acquire(codec.loads(tags), codec.loads(metadata))
+                    known[(tags, metadata)] = group
+                else:
+                    tenant.groups.acquire_group(group)
+                groups.append(group)
+            tenant.load(
+                [r[1] for r in mine],
+                [r[2] for r in mine],
+                b"".join(r[6] for r in mine),
+                [r[3] for r in mine],
+                groups,
+            )
 
 
 def _next_power_of_two(n: int) -> int:

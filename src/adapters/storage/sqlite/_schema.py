@@ -138,20 +138,25 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 def migrate(conn: sqlite3.Connection, path: Path) -> None:
     """Bring the file up to :data:`SCHEMA_VERSION`, one transaction per migration."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version > SCHEMA_VERSION:
-        raise ConfigurationError(
-            f"The database {path} has schema version {version}, newer than this memoryd "
-            f"understands ({SCHEMA_VERSION}). Upgrade memoryd, or set data_dir to another "
-            "directory.",
-            details={"path": str(path), "schemaVersion": version},
-        )
-    for number in range(version, SCHEMA_VERSION):
+    while True:
+        # The version is read under the write lock: two processes opening a new
+        # file at once (a server and ``memoryd keys``) must not both migrate.
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _statements(MIGRATIONS[number]):
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise ConfigurationError(
+                    f"The database {path} has schema version {version}, newer than this "
+                    f"memoryd understands ({SCHEMA_VERSION}). Upgrade memoryd, or set "
+                    "data_dir to another directory.",
+                    details={"path": str(path), "schemaVersion": version},
+                )
+            if version == SCHEMA_VERSION:
+                conn.execute("COMMIT")
+                return
+            for statement in _statements(MIGRATIONS[version]):
                 conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number + 1}")
+            conn.execute(f"PRAGMA user_version = {version + 1}")
         except BaseException:
             conn.execute("ROLLBACK")
             raise

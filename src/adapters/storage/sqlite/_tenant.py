@@ -34,7 +34,7 @@ from memoryd.core.model import Scalar
 
 #: Smallest capacity a tenant starts with.
 MIN_CAPACITY = 64
-#: Below this many rows to score, an exact float32 scan beats the int8 pass.
+#: Below this many rows to score, an exact float32 scan is as fast as the int8 pass.
 EXACT_BELOW = 8192
 
 
@@ -94,9 +94,11 @@ class TenantIndex:
             new[:n] = old[:n]
             setattr(self, name, new)
         if self.codes is not None:
-            # Growth is the moment to refit the scales to all the data (amortised O(1)).
-            self.codes = None
-            self.quantiser = None
+            # The scales stay: fitted on at least QUANTISE_FROM rows, they hold for
+            # later ones (a rare clipped component only blurs a first-pass score).
+            codes = np.empty((capacity, self.dim), np.int8)
+            codes[:n] = self.codes[:n]
+            self.codes = codes
         self.version += 1
 
     def add(
@@ -183,17 +185,27 @@ class TenantIndex:
         self.version += 1
 
     def load(
-        self, memory_id: str, conversation_id: str, blob: bytes, said_at_us: int, group: int
+        self,
+        memory_ids: Sequence[str],
+        conversation_ids: Sequence[str],
+        vectors: bytes,
+        said_at_us: Sequence[int],
+        groups: Sequence[int],
     ) -> None:
-        """Append a row read from the file (rebuild): ``group`` is already acquired."""
-        slot = self.n
-        self.vectors[slot] = np.frombuffer(blob, np.float32)
-        self.said_at[slot] = said_at_us
-        self.group[slot] = group
-        self.conversation[slot] = self._conversation(conversation_id)
-        self.ids.append(memory_id)
-        self.slots[memory_id] = slot
-        self.n = slot + 1
+        """Append rows read from the file (rebuild): ``vectors`` is their float32 bytes.
+
+        The groups are already acquired. Call reserve first.
+        """
+        start, count = self.n, len(memory_ids)
+        stop = start + count
+        self.vectors[start:stop] = np.frombuffer(vectors, np.float32).reshape(count, self.dim)
+        self.said_at[start:stop] = said_at_us
+        self.group[start:stop] = groups
+        self.conversation[start:stop] = [self._conversation(c) for c in conversation_ids]
+        self.ids.extend(memory_ids)
+        self.slots.update(zip(memory_ids, range(start, stop), strict=True))
+        self.n = stop
+        self.version += 1
 
     def quantise_if_large(self) -> None:
         """Build the int8 codes once the tenant is big enough for them to pay."""
