@@ -142,6 +142,24 @@ async def test_dense_search_equals_brute_force_under_random_filters(
             want, scores = brute_force(items, q, memory_filter, k)
             got = await dense(backend, memory_filter, q, k)
             assert_same_top(got, want, scores)
+
+        # Deletes move the last rows into the holes: every column must move along.
+        for item in items[::3]:
+            m = item.memory
+            removed = await backend.conversations.delete_conversation(
+                m.tenant_id, m.conversation_id
+            )
+            assert removed == (m.id,)
+            await backend.index.apply(
+                IndexChange("acme", m.conversation_id, removed_memory_ids=removed)
+            )
+        kept = [item for i, item in enumerate(items) if i % 3]
+        assert backend.index.size("acme") == len(kept)
+        for _ in range(50):
+            memory_filter = random_filter(rng, "acme")
+            q = unit(nprng)
+            want, scores = brute_force(kept, q, memory_filter, 10)
+            assert_same_top(await dense(backend, memory_filter, q, 10), want, scores)
     finally:
         await backend.close()
 
