@@ -23,11 +23,13 @@ from memoryd import __version__
 from memoryd.adapters.clock import SystemClock
 from memoryd.adapters.http import HttpConfig, Services, build_app
 from memoryd.core.auth import Authenticator, digest, new_key
+from memoryd.core.chat import DEFAULT_SYSTEM_PROMPT, ChatPolicy, ChatService
 from memoryd.core.conversations import ConversationService
+from memoryd.core.errors import ConfigurationError
 from memoryd.core.ingest import IngestService
 from memoryd.core.memories import MemoryPolicy
-from memoryd.core.ports import Embedder, KeyStore, TokenCounter
-from memoryd.core.retrieval import FusionSettings, SearchCache, SearchService
+from memoryd.core.ports import ChatModel, Embedder, KeyStore, TokenCounter
+from memoryd.core.retrieval import ContextRule, FusionSettings, SearchCache, SearchService
 from memoryd.plugins.host import PluginHost
 from memoryd.settings import Settings
 
@@ -60,7 +62,6 @@ async def embedder_resource(
     """The configured embedder, loaded (local) or probed (remote)."""
     if settings.embedder == "openai":
         from memoryd.adapters.embedding import OpenAIEmbedder
-        from memoryd.core.errors import ConfigurationError
 
         if not settings.embedding_url:
             raise ConfigurationError("embedder = 'openai' needs embedding_url (…/v1)")
@@ -106,6 +107,95 @@ async def storage_resource(settings: Settings, embedder: Embedder) -> AsyncGener
         await backend.close()
 
 
+async def chat_model_resource(
+    settings: Settings, session: aiohttp.ClientSession | None = None
+) -> AsyncGenerator[ChatModel, None]:
+    """The configured chat model (``llm``); the embedded llama.cpp is started and stopped here.
+
+    ``auto`` is ``llamacpp`` when xllamacpp and a GGUF model are installed, else
+    ``extractive``. llama.cpp loads in a thread, off the event loop.
+    """
+    from memoryd.adapters import llm
+
+    choice = settings.llm
+    if choice == "auto":
+        usable = await asyncio.to_thread(llm.llamacpp_available, settings.llm_model_path)
+        choice = "llamacpp" if usable else "extractive"
+        log.info("llm = auto: using %s", choice)
+    if choice == "extractive":
+        yield llm.ExtractiveChatModel(context_window=settings.llm_context_window)
+        return
+    if choice == "openai":
+        if not settings.llm_url:
+            raise ConfigurationError(
+                'llm = "openai" needs llm_url, the server\'s OpenAI base URL ending in /v1 '
+                "(for Ollama: http://127.0.0.1:11434/v1)",
+                details={"setting": "llm_url"},
+            )
+        remote = llm.OpenAIChatModel(
+            base_url=settings.llm_url,
+            model=settings.llm_model,
+            api_key=settings.llm_api_key,
+            context_window=settings.llm_context_window,
+            connect_timeout=settings.llm_connect_timeout,
+            read_timeout=settings.llm_read_timeout,
+            connect_retries=settings.llm_connect_retries,
+            temperature=settings.llm_temperature,
+            session=session,
+        )
+        try:
+            yield remote
+        finally:
+            await remote.aclose()
+        return
+    server = llm.EmbeddedLlamaServer(
+        model_path=settings.llm_model_path,
+        threads=settings.llm_threads,
+        context_window=settings.llm_context_window,
+    )
+    embedded = server.chat_model(
+        session=session,
+        connect_timeout=settings.llm_connect_timeout,
+        read_timeout=settings.llm_read_timeout,
+        temperature=settings.llm_temperature,
+    )
+    await asyncio.to_thread(server.start)
+    try:
+        yield embedded
+    finally:
+        await embedded.aclose()
+        await asyncio.to_thread(server.stop)
+
+
+#: The prompt's headroom (``chat_token_headroom``) by backend, when it is not set: SmolLM2's
+#: tokenizer counts 1.2 (English) to 1.6 (Latin, other scripts) times as many tokens as
+#: cl100k_base; OpenAI-compatible servers run all kinds of models.
+EMBEDDED_HEADROOM = 0.4
+REMOTE_HEADROOM = 0.25
+
+
+def chat_policy(settings: Settings, model: ChatModel) -> ChatPolicy:
+    from memoryd.adapters.llm import LlamaCppChatModel
+
+    headroom = settings.chat_token_headroom
+    if headroom is None:
+        headroom = EMBEDDED_HEADROOM if isinstance(model, LlamaCppChatModel) else REMOTE_HEADROOM
+    return ChatPolicy(
+        system_prompt=settings.chat_system_prompt or DEFAULT_SYSTEM_PROMPT,
+        rule=ContextRule(
+            min_similarity=settings.chat_min_similarity,
+            max_documents=settings.chat_max_documents,
+            min_normalised=settings.chat_min_normalised,
+            min_keep=settings.chat_min_keep,
+        ),
+        search_limit=settings.chat_search_limit,
+        memories_per_document=settings.chat_memories_per_document,
+        max_history=settings.chat_max_history,
+        max_answer_tokens=settings.llm_max_tokens,
+        token_headroom=headroom,
+    )
+
+
 def plugin_host(settings: Settings) -> PluginHost:
     from memoryd.plugins import builtin
 
@@ -124,6 +214,7 @@ class Container(containers.DeclarativeContainer):
     tokens = providers.Resource(token_counter, settings)
     embedder = providers.Resource(embedder_resource, settings, session)
     storage = providers.Resource(storage_resource, settings, embedder)
+    chat_model = providers.Resource(chat_model_resource, settings, session)
 
     policy = providers.Factory(
         MemoryPolicy,
@@ -160,6 +251,16 @@ class Container(containers.DeclarativeContainer):
         ConversationService, store=storage.provided.conversations, index=storage.provided.index
     )
     auth = providers.Singleton(Authenticator, keys=storage.provided.keys)
+    chat = providers.Singleton(
+        ChatService,
+        search=search,
+        threads=storage.provided.threads,
+        model=chat_model,
+        tokens=tokens,
+        clock=clock,
+        part_handlers=plugins.provided.part_handlers.call(),
+        policy=providers.Factory(chat_policy, settings, chat_model),
+    )
     services = providers.Singleton(
         Services,
         auth=auth,
@@ -167,6 +268,7 @@ class Container(containers.DeclarativeContainer):
         search=search,
         conversations=conversations,
         store=storage.provided.conversations,
+        chat=chat,
     )
 
 

@@ -85,6 +85,18 @@ class Settings:
     chat_max_documents: int = 5
     chat_min_normalised: float = 0.6
     chat_min_keep: int = 3
+    #: The system prompt of chat answers (None: the built-in one, see docs/api.md).
+    chat_system_prompt: str | None = None
+    #: Search results the chat looks at before picking documents.
+    chat_search_limit: int = 50
+    #: Memories of one document (conversation) a chat answer may be given.
+    chat_memories_per_document: int = 3
+    #: The most thread messages a chat prompt considers (the newest; fewer if they do not fit).
+    chat_max_history: int = 50
+    #: Share of the context window kept free because the model's tokenizer may count
+    #: more tokens than token_encoding does (None: 0.4 for the embedded llama.cpp, whose
+    #: SmolLM2 counts up to 1.6 times as many, else 0.25).
+    chat_token_headroom: float | None = None
 
     # --- plugins ---
     #: Plugin names (entry-point names) not to load.

@@ -6,6 +6,7 @@ from aiohttp import web
 from attrs import frozen
 
 from memoryd.core.auth import Authenticator
+from memoryd.core.chat import ChatService
 from memoryd.core.conversations import ConversationService
 from memoryd.core.ingest import IngestService
 from memoryd.core.model import Caller
@@ -30,6 +31,8 @@ class Services:
     search: SearchService
     conversations: ConversationService
     store: ConversationStore
+    #: Chat with memory and its threads (None: the chat routes answer 500, not configured).
+    chat: ChatService | None = None
 
 
 SERVICES = web.AppKey("memoryd.services", Services)
