@@ -18,7 +18,6 @@ client may send the same message again.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import secrets
 import string
@@ -231,48 +230,32 @@ class ChatService:
 
     async def get_thread(self, caller: Caller, thread_id: str) -> Thread:
         """The thread with its messages; ``NotFound`` if this key may not see it."""
-        found = (
-            await self.threads.get_thread(caller.tenant_id, thread_id)
-            if thread_visible(caller, thread_id)
-            else None
-        )
-        if found is None:
+        found = await self.threads.get_thread(caller.tenant_id, thread_id)
+        if found is None or not caller.may_use_thread(found.container_tags):
             raise NotFound("Thread not found", details={"threadId": thread_id})
         return found
 
     async def list_threads(self, caller: Caller, *, limit: int, offset: int) -> list[Thread]:
-        """The threads this key may see, most recently updated first, without messages."""
-        if not caller.tag_limited:
-            return await self.threads.list_threads(caller.tenant_id, limit=limit, offset=offset)
-        found: list[Thread] = []
-        skipped, page_start, page = 0, 0, max(100, limit)
-        while len(found) < limit:
-            batch = await self.threads.list_threads(caller.tenant_id, limit=page, offset=page_start)
-            for thread in batch:
-                if not thread_visible(caller, thread.id):
-                    continue
-                if skipped < offset:
-                    skipped += 1
-                else:
-                    found.append(thread)
-            if len(batch) < page:
-                break
-            page_start += page
-        return found[:limit]
+        """The threads this key may use, most recently updated first, without messages."""
+        return await self.threads.list_threads(
+            caller.tenant_id,
+            limit=limit,
+            offset=offset,
+            within_tags=caller.tags if caller.tag_limited else None,
+        )
 
     async def delete_thread(self, caller: Caller, thread_id: str) -> None:
         """Delete the thread and its messages; ``NotFound`` if this key may not see it."""
-        deleted = thread_visible(caller, thread_id) and await self.threads.delete_thread(
-            caller.tenant_id, thread_id
-        )
-        if not deleted:
+        await self.get_thread(caller, thread_id)
+        if not await self.threads.delete_thread(caller.tenant_id, thread_id):
             raise NotFound("Thread not found", details={"threadId": thread_id})
 
     async def _new_thread(self, caller: Caller, title: str) -> Thread:
         now = self.clock.now()
         thread = Thread(
-            id=scoped_thread_id(self.new_thread_id(), caller),
+            id=self.new_thread_id(),
             tenant_id=caller.tenant_id,
+            container_tags=caller.tags,
             title=title,
             created_at=now,
             updated_at=now,
@@ -295,27 +278,6 @@ class ChatService:
             if text and text.strip():
                 texts.append(text.strip())
         return "\n\n".join(texts)
-
-
-# --- thread scope --------------------------------------------------------------------------------
-
-
-def thread_visible(caller: Caller, thread_id: str) -> bool:
-    """Whether this key may use the thread: a tag-limited key, only its own scope's threads."""
-    return not caller.tag_limited or thread_id.endswith("-" + scope_digest(caller.tags))
-
-
-def scoped_thread_id(base: str, caller: Caller) -> str:
-    """A new thread's id: tag-limited keys' threads carry a digest of the key's tags."""
-    if not caller.tag_limited:
-        return base
-    return f"{base}-{scope_digest(caller.tags)}"
-
-
-def scope_digest(tags: Sequence[str]) -> str:
-    """A short digest of a set of tags (order and repeats do not matter)."""
-    joined = "\x1f".join(sorted(set(tags)))
-    return hashlib.sha256(joined.encode()).hexdigest()[:12]
 
 
 @define(kw_only=True)

@@ -208,6 +208,15 @@ class Caller:
         """Whether data carrying ``tags`` is visible to this key."""
         return not self.tags or bool(set(tags) & set(self.tags))
 
+    def may_use_thread(self, thread_tags: Sequence[str]) -> bool:
+        """Whether this key may read and continue a thread started under ``thread_tags``.
+
+        A thread started by a key limited to no tags may hold any memory, so
+        only such keys may use it; otherwise the thread's tags must be within
+        this key's.
+        """
+        return not self.tags or (bool(thread_tags) and set(thread_tags) <= set(self.tags))
+
 
 @frozen
 class Annotation:
@@ -244,3 +253,5 @@ class Thread:
     title: str = ""
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    #: The tags of the key that started the thread; empty for a key limited to no tags.
+    container_tags: tuple[str, ...] = ()

@@ -210,8 +210,19 @@ class ThreadStore(Protocol):
         """Append messages durably, in order."""
         ...
 
-    async def list_threads(self, tenant_id: str, *, limit: int, offset: int) -> list[Thread]:
-        """Threads newest first, without their messages."""
+    async def list_threads(
+        self,
+        tenant_id: str,
+        *,
+        limit: int,
+        offset: int,
+        within_tags: tuple[str, ...] | None = None,
+    ) -> list[Thread]:
+        """Threads newest first, without their messages.
+
+        With ``within_tags``, only threads whose tags are not empty and are all
+        among ``within_tags`` (the threads a key limited to those tags may use).
+        """
         ...
 
     async def delete_thread(self, tenant_id: str, thread_id: str) -> bool: ...

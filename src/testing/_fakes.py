@@ -218,8 +218,23 @@ class InMemoryStore:
             thread, messages=thread.messages + tuple(messages)
         )
 
-    async def list_threads(self, tenant_id: str, *, limit: int, offset: int) -> list[Thread]:
-        mine = [t for (tenant, _), t in self.threads.items() if tenant == tenant_id]
+    async def list_threads(
+        self,
+        tenant_id: str,
+        *,
+        limit: int,
+        offset: int,
+        within_tags: tuple[str, ...] | None = None,
+    ) -> list[Thread]:
+        mine = [
+            t
+            for (tenant, _), t in self.threads.items()
+            if tenant == tenant_id
+            and (
+                within_tags is None
+                or (t.container_tags and set(t.container_tags) <= set(within_tags))
+            )
+        ]
         mine.sort(key=lambda t: t.updated_at or t.created_at or datetime.min, reverse=True)
         return [attrs.evolve(t, messages=()) for t in mine[offset : offset + limit]]
 

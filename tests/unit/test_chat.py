@@ -17,7 +17,6 @@ from memoryd.core.chat import (
     Finish,
     Start,
     TextDelta,
-    scope_digest,
 )
 from memoryd.core.errors import InvalidPrompt, NotFound
 from memoryd.core.ingest import IngestRequest, IngestService
@@ -235,8 +234,10 @@ async def test_tag_limited_keys_see_only_the_threads_of_their_scope(
     alice_again = Caller(tenant_id=caller.tenant_id, key_id="ka2", tags=("alice", "alice"))
     hers = await chat.start(alice, ChatRequest(messages=(user("Hello"),)))
     full = await chat.start(caller, ChatRequest(messages=(user("Hello"),)))
-    assert hers.thread.id.endswith("-" + scope_digest(["alice"]))
-    assert "-" not in full.thread.id
+    assert hers.thread.container_tags == ("alice",)
+    assert full.thread.container_tags == ()
+    alice_and_bob = Caller(tenant_id=caller.tenant_id, key_id="kab", tags=("alice", "bob"))
+    assert (await chat.get_thread(alice_and_bob, hers.thread.id)).id == hers.thread.id
     assert (await chat.get_thread(alice_again, hers.thread.id)).id == hers.thread.id
     assert (await chat.get_thread(caller, hers.thread.id)).id == hers.thread.id
     for outsider, thread_id in [(bob, hers.thread.id), (alice, full.thread.id)]:

@@ -113,6 +113,7 @@ CREATE TABLE threads (
     id         TEXT NOT NULL,
     tenant_id  TEXT NOT NULL,
     title      TEXT NOT NULL,
+    tags       TEXT NOT NULL DEFAULT '[]',
     created_at TEXT,
     updated_at TEXT,
     UNIQUE (tenant_id, id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -34,6 +35,14 @@ def _utc(value: datetime | None) -> str | None:
     return codec.to_text(value.astimezone(UTC) if value is not None else None)
 
 
+_LIST_THREADS = (
+    "SELECT id, title, created_at, updated_at, tags FROM threads WHERE tenant_id = ?"
+    # A scope (a JSON array of tags) keeps threads whose tags are not empty and all in it.
+    " AND (? IS NULL OR (tags != '[]' AND NOT EXISTS (SELECT 1 FROM json_each(threads.tags)"
+    " WHERE value NOT IN (SELECT value FROM json_each(?)))))"
+    " ORDER BY coalesce(updated_at, created_at) DESC, rowid DESC LIMIT ? OFFSET ?"
+)
+
 _INSERT_MESSAGES = (
     "INSERT INTO thread_messages (thread, seq, role, content, annotations, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?)"
@@ -52,12 +61,13 @@ class SqliteThreadStore:
         def run(conn: sqlite3.Connection) -> None:
             with transaction(conn, write=True):
                 row = conn.execute(
-                    "INSERT INTO threads (id, tenant_id, title, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?) RETURNING rowid",
+                    "INSERT INTO threads (id, tenant_id, title, tags, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?) RETURNING rowid",
                     (
                         thread.id,
                         thread.tenant_id,
                         thread.title,
+                        json.dumps(list(thread.container_tags)),
                         _utc(thread.created_at),
                         _utc(thread.updated_at or thread.created_at),
                     ),
@@ -72,7 +82,7 @@ class SqliteThreadStore:
         def run(conn: sqlite3.Connection) -> Thread | None:
             with transaction(conn, write=False):
                 row = conn.execute(
-                    "SELECT rowid, title, created_at, updated_at FROM threads"
+                    "SELECT rowid, title, created_at, updated_at, tags FROM threads"
                     " WHERE tenant_id = ? AND id = ?",
                     (tenant_id, thread_id),
                 ).fetchone()
@@ -90,6 +100,7 @@ class SqliteThreadStore:
                 title=row[1],
                 created_at=codec.from_text(row[2]),
                 updated_at=codec.from_text(row[3]),
+                container_tags=tuple(json.loads(row[4])),
             )
 
         return await self.db.read(run)
@@ -118,15 +129,22 @@ class SqliteThreadStore:
 
         await self.db.write(run)
 
-    async def list_threads(self, tenant_id: str, *, limit: int, offset: int) -> list[Thread]:
-        """The tenant's threads, most recently updated first, without their messages."""
+    async def list_threads(
+        self,
+        tenant_id: str,
+        *,
+        limit: int,
+        offset: int,
+        within_tags: tuple[str, ...] | None = None,
+    ) -> list[Thread]:
+        """The tenant's threads, most recently updated first, without their messages.
+
+        With ``within_tags``, only threads whose tags are not empty and all among them.
+        """
+        scope = json.dumps(list(within_tags)) if within_tags is not None else None
 
         def run(conn: sqlite3.Connection) -> list[Thread]:
-            rows = conn.execute(
-                "SELECT id, title, created_at, updated_at FROM threads WHERE tenant_id = ?"
-                " ORDER BY coalesce(updated_at, created_at) DESC, rowid DESC LIMIT ? OFFSET ?",
-                (tenant_id, limit, offset),
-            ).fetchall()
+            rows = conn.execute(_LIST_THREADS, (tenant_id, scope, scope, limit, offset)).fetchall()
             return [
                 Thread(
                     id=r[0],
@@ -134,6 +152,7 @@ class SqliteThreadStore:
                     title=r[1],
                     created_at=codec.from_text(r[2]),
                     updated_at=codec.from_text(r[3]),
+                    container_tags=tuple(json.loads(r[4])),
                 )
                 for r in rows
             ]
