@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--limit", type=int, default=5)
     search.add_argument("--json", action="store_true", help="print the raw JSON answer")
 
+    chat = sub.add_parser("chat", help="ask a question; the answer cites your memories")
+    _client(chat)
+    _common(chat)
+    chat.add_argument("question")
+    chat.add_argument("--thread", help="continue this thread")
+
     config = sub.add_parser("config", help="print the effective settings (secrets hidden)")
     _common(config)
 
@@ -100,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     from memoryd import bootstrap
-    from memoryd.clientcmds import ingest_file, search_text
+    from memoryd.clientcmds import chat_text, ingest_file, search_text
 
     if args.command == "serve":
         await bootstrap.serve(settings)
@@ -116,6 +122,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigurationError("No API key: pass --key or set MEMORYD_API_KEY")
     if args.command == "ingest":
         return await ingest_file(url, key, args.file, tags=args.tag)
+    if args.command == "chat":
+        return await chat_text(url, key, args.question, thread=args.thread)
     return await search_text(url, key, args.query, tags=args.tag, limit=args.limit, raw=args.json)
 
 

@@ -105,3 +105,33 @@ async def search_text(
     if not answer["results"]:
         print("No memories found.")
     return 0
+
+
+async def chat_text(url: str, key: str, question: str, *, thread: str | None = None) -> int:
+    """Ask ``/api/chat`` and print the answer as it streams, then the memories it cited."""
+    body: dict[str, Any] = {"messages": [{"role": "user", "content": question}]}
+    if thread:
+        body["threadId"] = thread
+    cited: list[dict[str, Any]] = []
+    async with (
+        aiohttp.ClientSession(base_url=url, headers=_headers(key)) as session,
+        session.post("/api/chat", json=body) as response,
+    ):
+        if response.status != 200:
+            answer = await response.json(content_type=None)
+            print(f"memoryd: {response.status} {json.dumps(answer)}", file=sys.stderr)
+            return 1
+        async for raw in response.content:
+            kind, _, payload = raw.decode().rstrip("\n").partition(":")
+            if kind == "0":
+                print(json.loads(payload), end="", flush=True)
+            elif kind == "8":
+                cited = json.loads(payload)
+            elif kind == "3":
+                print(f"\nmemoryd: {json.loads(payload)}", file=sys.stderr)
+                return 1
+    print()
+    for a in cited:
+        print(f"  [{a['similarity']:.2f}] {a['title']}", file=sys.stderr)
+    print(f"thread: {response.headers.get('Supermemory-Thread-Uuid', '')}", file=sys.stderr)
+    return 0

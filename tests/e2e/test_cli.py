@@ -46,6 +46,10 @@ def test_keys_ingest_search(tmp_path: Path) -> None:
         assert answer["results"][0]["conversationId"] == "c1"
         assert answer["results"][0]["containerTags"] == ["notes"]
 
+        asked = run(client_env, "chat", "Do I keep bees?")
+        assert "bees" in asked.stdout  # the extractive backend quotes the memory
+        assert "thread:" in asked.stderr
+
         key_id = run(env, "keys", "list").stdout.splitlines()[1].split()[0]
         assert "Revoked" in run(env, "keys", "revoke", key_id).stdout
         refused = run(client_env, "search", "bees", check=False)
