@@ -13,7 +13,7 @@ from memoryd.adapters.storage.sqlite._db import Database
 from memoryd.adapters.storage.sqlite._index import QUANTISE_FROM, RESCORE, SqliteMemoryIndex
 from memoryd.adapters.storage.sqlite._keys import SqliteKeyStore
 from memoryd.adapters.storage.sqlite._schema import check_embedding, migrate, stored_dimension
-from memoryd.adapters.storage.sqlite._tenant import EXACT_BELOW
+from memoryd.adapters.storage.sqlite._tenant import BITS_FROM, COARSE_MIN, EXACT_BELOW, Prefilter
 from memoryd.adapters.storage.sqlite._threads import SqliteThreadStore
 from memoryd.core.errors import ConfigurationError
 
@@ -45,6 +45,9 @@ async def open_sqlite(
     quantise_from: int = QUANTISE_FROM,
     rescore: int = RESCORE,
     exact_below: int = EXACT_BELOW,
+    bits_from: int = BITS_FROM,
+    coarse_min: int = COARSE_MIN,
+    prefilter: Prefilter = "bits",
     scan_threads: int = 2,
     keyword_budget: int = 10_000,
 ) -> SqliteBackend:
@@ -57,11 +60,14 @@ async def open_sqlite(
     server has it open (WAL makes that safe), and skip the index rebuild.
 
     Tuning (defaults suit 384-dimensional embeddings on 2 cores): tenants with
-    ``quantise_from`` memories or more get an int8 first pass over scans of at
-    least ``exact_below`` rows, whose best ``rescore`` (at least 4 x k) are
-    rescored exactly; ``scan_threads`` threads share a large scan. The keyword
-    side ranks only the rarest query words that match at most
-    ``keyword_budget`` rows together (bm25 cost grows with matched rows).
+    ``quantise_from`` memories or more get a prefilter. With ``prefilter =
+    "bits"`` (the default; numpy >= 2), scans of at least ``bits_from`` rows
+    compare sign bits first and score exactly only the nearest 1.5% (at
+    least ``coarse_min``); with ``"int8"`` (or numpy < 2), scans of at least
+    ``exact_below`` rows get an int8 first pass whose best ``rescore`` (at
+    least 4 x k) are rescored exactly. ``scan_threads`` threads share a large
+    scan. The keyword side ranks only the rarest query words that match at
+    most ``keyword_budget`` rows together (bm25 cost grows with matched rows).
     """
     path = Path(path)
     try:
@@ -88,6 +94,9 @@ async def open_sqlite(
         quantise_from=quantise_from,
         rescore=rescore,
         exact_below=exact_below,
+        bits_from=bits_from,
+        coarse_min=coarse_min,
+        prefilter=prefilter,
         scan_threads=scan_threads,
         keyword_budget=keyword_budget,
     )

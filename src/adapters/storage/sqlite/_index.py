@@ -3,7 +3,7 @@
 The SQLite file is the source of truth; this is its searchable view, rebuilt
 from the file at open. Dense search is an exact cosine scan over the rows
 that pass the filter (the filter is applied inside the scan: the scan only
-reads the passing rows), with an int8 first pass for large tenants. The
+reads the passing rows), with a sign-bits prefilter for large tenants. The
 keyword side is FTS5's bm25, restricted to the tenant in the MATCH and to the
 filter by the same in-memory attributes. Numeric work runs in the index's own
 threads, never on the event loop.
@@ -23,16 +23,22 @@ from memoryd.adapters.storage.sqlite._conversations import chunks, marks
 from memoryd.adapters.storage.sqlite._db import Database
 from memoryd.adapters.storage.sqlite._fts import TermPlanner, keyword_hits
 from memoryd.adapters.storage.sqlite._scan import F32, as_query, pin_blas_threads
-from memoryd.adapters.storage.sqlite._tenant import EXACT_BELOW, TenantIndex
+from memoryd.adapters.storage.sqlite._tenant import (
+    BITS_FROM,
+    COARSE_MIN,
+    EXACT_BELOW,
+    Prefilter,
+    TenantIndex,
+)
 from memoryd.core.errors import ConfigurationError, StoreUnavailable
 from memoryd.core.model import Memory
 from memoryd.core.ports import Candidate, IndexChange, IndexQuery
 
-#: Tenants with at least this many memories get int8 codes for a first pass.
+#: Tenants with at least this many memories get prefilter codes (sign bits, or int8).
 QUANTISE_FROM = 16_384
 T = TypeVar("T")
 
-#: How many first-pass candidates are rescored exactly (at least 4 x k).
+#: The fewest prefilter candidates rescored exactly (at least 4 x k).
 RESCORE = 400
 
 
@@ -47,6 +53,9 @@ class SqliteMemoryIndex:
         quantise_from: int = QUANTISE_FROM,
         rescore: int = RESCORE,
         exact_below: int = EXACT_BELOW,
+        bits_from: int = BITS_FROM,
+        coarse_min: int = COARSE_MIN,
+        prefilter: Prefilter = "bits",
         scan_threads: int = 2,
         keyword_budget: int = 10_000,
     ) -> None:
@@ -56,6 +65,9 @@ class SqliteMemoryIndex:
         self.quantise_from = quantise_from
         self.rescore = rescore
         self.exact_below = exact_below
+        self.bits_from = bits_from
+        self.coarse_min = coarse_min
+        self.prefilter = prefilter
         self.loaded = False
         self._closed = False
         self._tenants: dict[str, TenantIndex] = {}
@@ -106,6 +118,9 @@ class SqliteMemoryIndex:
             quantise_from=self.quantise_from,
             rescore=self.rescore,
             exact_below=self.exact_below,
+            bits_from=self.bits_from,
+            coarse_min=self.coarse_min,
+            prefilter=self.prefilter,
         )
 
     def _tenant(self, tenant_id: str, *, create: bool) -> TenantIndex | None:

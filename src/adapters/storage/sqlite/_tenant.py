@@ -14,6 +14,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from datetime import datetime
+from typing import Literal, TypeAlias
 
 import numpy as np
 
@@ -21,21 +22,36 @@ from memoryd.adapters.storage.sqlite._codec import to_micros
 from memoryd.adapters.storage.sqlite._groups import Groups, Mask
 from memoryd.adapters.storage.sqlite._scan import (
     F32,
+    HAS_POPCOUNT,
     I8,
+    U64,
     Idx,
     Quantiser,
     approx_scores,
+    bit_words,
     exact_scores,
+    gathered_scores,
+    hamming,
+    nearest_by_distance,
+    query_bits,
+    sign_bits,
     top,
     unordered_top,
 )
 from memoryd.core.filters import MemoryFilter
 from memoryd.core.model import Scalar
 
+Prefilter: TypeAlias = Literal["bits", "int8"]
+
 #: Smallest capacity a tenant starts with.
 MIN_CAPACITY = 64
 #: Below this many rows to score, an exact float32 scan is as fast as the int8 pass.
 EXACT_BELOW = 8192
+#: From this many rows to score, a sign-bits pass picks the rows that are scored exactly.
+BITS_FROM = 8192
+#: The share of the scanned rows the sign-bits pass keeps (at least ``COARSE_MIN``).
+COARSE_SHARE = 0.015
+COARSE_MIN = 2048
 
 
 class TenantIndex:
@@ -49,6 +65,10 @@ class TenantIndex:
         quantise_from: int,
         rescore: int,
         exact_below: int = EXACT_BELOW,
+        bits_from: int = BITS_FROM,
+        coarse_share: float = COARSE_SHARE,
+        coarse_min: int = COARSE_MIN,
+        prefilter: Prefilter = "bits",
     ) -> None:
         self.dim = dim
         self.lock = threading.Lock()
@@ -57,10 +77,17 @@ class TenantIndex:
         self.quantise_from = quantise_from
         self.rescore = rescore
         self.exact_below = exact_below
+        self.bits_from = bits_from
+        self.coarse_share = coarse_share
+        self.coarse_min = coarse_min
+        #: "bits" (sign bits, then exact; int8 where numpy lacks popcount) or "int8".
+        self.prefilter = prefilter
         self.n = 0
         capacity = max(capacity, MIN_CAPACITY)
         self.vectors: F32 = np.empty((capacity, dim), np.float32)
         self.codes: I8 | None = None
+        #: Sign bits, word-major (``bits[word, slot]``), built with the codes.
+        self.bits: U64 | None = None
         self.quantiser: Quantiser | None = None
         self.said_at = np.empty(capacity, np.int64)
         self.group = np.empty(capacity, np.int32)
@@ -99,6 +126,10 @@ class TenantIndex:
             codes = np.empty((capacity, self.dim), np.int8)
             codes[:n] = self.codes[:n]
             self.codes = codes
+        if self.bits is not None:
+            bits = np.empty((self.bits.shape[0], capacity), np.uint64)
+            bits[:, :n] = self.bits[:, :n]
+            self.bits = bits
         self.version += 1
 
     def add(
@@ -132,6 +163,8 @@ class TenantIndex:
         self.conversation[slot] = self._conversation(conversation_id)
         if self.codes is not None and self.quantiser is not None:
             self.quantiser.encode(self.vectors[slot : slot + 1], self.codes[slot : slot + 1])
+        if self.bits is not None:
+            self.bits[:, slot] = sign_bits(self.vectors[slot : slot + 1])[0]
         self.version += 1
 
     def remove(self, memory_id: str) -> bool:
@@ -146,6 +179,8 @@ class TenantIndex:
             self.vectors[slot] = self.vectors[last]
             if self.codes is not None:
                 self.codes[slot] = self.codes[last]
+            if self.bits is not None:
+                self.bits[:, slot] = self.bits[:, last]
             self.said_at[slot] = self.said_at[last]
             self.group[slot] = self.group[last]
             self.conversation[slot] = self.conversation[last]
@@ -209,7 +244,15 @@ class TenantIndex:
 
     def quantise_if_large(self) -> None:
         """Build the int8 codes once the tenant is big enough for them to pay."""
-        if self.codes is not None or self.n < self.quantise_from:
+        if self.codes is not None or self.bits is not None or self.n < self.quantise_from:
+            return
+        if self.prefilter == "bits" and HAS_POPCOUNT:
+            bits = np.empty((bit_words(self.dim), self.capacity), np.uint64)
+            step = 65536
+            for s in range(0, self.n, step):
+                e = min(s + step, self.n)
+                bits[:, s:e] = sign_bits(self.vectors[s:e]).T
+            self.bits = bits
             return
         self.quantiser = Quantiser.fit(self.vectors, self.n)
         codes = np.empty((self.capacity, self.dim), np.int8)
@@ -263,8 +306,22 @@ class TenantIndex:
         rows = self.n if idx is None else len(idx)
         if rows == 0 or k <= 0:
             return [], []
+        if self.bits is not None and rows >= self.bits_from:
+            # Sign bits pick the rows worth an exact score.
+            qbits = query_bits(q)
+            distances = hamming(self.bits, qbits, rows=self.n, idx=idx, helper=helper)
+            keep = max(self.coarse_min, int(rows * self.coarse_share), self.rescore, 4 * k)
+            coarse = nearest_by_distance(distances, keep)
+            chosen = coarse if idx is None else idx[coarse]
+            exact = gathered_scores(self.vectors, q, chosen, helper)
+            best = top(exact, k)
+            return chosen[best].tolist(), exact[best].tolist()
         if self.codes is None or self.quantiser is None or rows < self.exact_below:
-            scores = exact_scores(self.vectors, q, rows=self.n, idx=idx)
+            scores = (
+                exact_scores(self.vectors, q, rows=self.n, idx=None)
+                if idx is None
+                else gathered_scores(self.vectors, q, idx, helper)
+            )
             best = top(scores, k)
             slots = best if idx is None else idx[best]
             return slots.tolist(), scores[best].tolist()
