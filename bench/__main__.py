@@ -1,0 +1,61 @@
+"""``python -m bench``: run memoryd's benchmarks and write docs/benchmarks.md.
+
+    python -m bench                      # everything (about 1–2 hours on 2 cores)
+    python -m bench --quick --out x.md   # small N, under 2 minutes (the test suite runs it)
+    python -m bench --only quality       # parts: quality, ingest, latency, million, chat, load
+
+Everything runs against a real memoryd started as a subprocess on 127.0.0.1
+and driven through its HTTP API; every loop is bounded by a count or a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench import locomo_eval as le
+from bench.report import render
+from bench.runner import FULL, PARTS, QUICK, REPO, log, run
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small N: a smoke run")
+    parser.add_argument("--only", default=",".join(PARTS), help="comma-separated parts")
+    parser.add_argument("--out", type=Path, help="the report (default docs/benchmarks.md)")
+    parser.add_argument("--work-dir", type=Path, help="scratch space (default: a temp dir)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse data dirs built in --work-dir",
+    )
+    parser.add_argument("--locomo", type=Path, default=le.DEFAULT_PATH, help="locomo10.json")
+    parser.add_argument("--load-tool", choices=("auto", "wrk", "asyncio"), default="auto")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    parts = {p.strip() for p in args.only.split(",") if p.strip()}
+    unknown = parts - set(PARTS)
+    if unknown:
+        raise SystemExit(f"unknown parts: {', '.join(sorted(unknown))} (known: {PARTS})")
+    mode = QUICK if args.quick else FULL
+    with tempfile.TemporaryDirectory(prefix="memoryd-bench-") as tmp:
+        work = args.work_dir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        out = args.out or (work / "benchmarks.md" if args.quick else REPO / "docs/benchmarks.md")
+        command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+        results = run(args, parts, mode, work, command=command.strip())
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render(results), encoding="utf-8")
+        log(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""Search latency over HTTP, against the exact fp32 floor, with recall and memory.
+
+For one data dir and one running server:
+
+- ``p50/p95/p99`` of ``POST /v4/search`` as the client sees it (query
+  embedding included), one request at a time, every query distinct so that
+  the search cache never answers (a separate line shows cache hits);
+- the same with a metadata filter that keeps about 10% of the memories;
+- ``floor``: one exact float32 scan of the tenant's vectors (a matrix-vector
+  product split over the machine's cores, plus the top-10), timed in this
+  process over the vectors read from the SQLite file;
+- ``recall@10``: the exact float32 top 10 (computed here over the same
+  vectors, for the same query embedded by the same model) against the 10
+  most similar of memoryd's results (its ``similarity`` is the exact cosine);
+- the server's resident memory.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from attrs import define
+
+from bench._http import Client
+from bench._stats import Latency
+
+F32 = npt.NDArray[np.float32]
+#: The filter that keeps ~10% of the corpus (``bucket`` is the conversation index mod 10).
+TEN_PERCENT: dict[str, Any] = {"bucket": 3}
+
+
+@define
+class Vectors:
+    ids: list[str]
+    matrix: F32
+    bucket3: int
+
+
+def read_vectors(database: Path, tenant: str) -> Vectors:
+    """The tenant's memory ids and vectors, in file order (read-only)."""
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        (count,) = conn.execute(
+            "SELECT count(*) FROM memories WHERE tenant_id = ?", (tenant,)
+        ).fetchone()
+        matrix = np.empty((count, 0), np.float32)
+        ids: list[str] = []
+        rows = conn.execute(
+            "SELECT id, vector, metadata FROM memories WHERE tenant_id = ? ORDER BY rowid",
+            (tenant,),
+        )
+        dim = 0
+        bucket3 = 0
+        i = 0
+        while batch := rows.fetchmany(8192):
+            if dim == 0:
+                dim = len(batch[0][1]) // 4
+                matrix = np.empty((count, dim), np.float32)
+            for mid, blob, metadata in batch:
+                matrix[i] = np.frombuffer(blob, np.float32)
+                ids.append(mid)
+                bucket3 += json.loads(metadata).get("bucket") == TEN_PERCENT["bucket"]
+                i += 1
+        return Vectors(ids=ids, matrix=matrix[:i], bucket3=bucket3)
+    finally:
+        conn.close()
+
+
+def exact_top(matrix: F32, queries: F32, k: int) -> list[list[int]]:
+    """Exact top-k rows per query (float32 dot products of unit vectors)."""
+    out: list[list[int]] = []
+    step = 65536
+    for q in queries:
+        best_scores = np.empty(0, np.float32)
+        best_rows = np.empty(0, np.intp)
+        for s in range(0, len(matrix), step):
+            scores = matrix[s : s + step] @ q
+            part = np.argpartition(-scores, min(k, len(scores) - 1))[:k]
+            best_scores = np.concatenate([best_scores, scores[part]])
+            best_rows = np.concatenate([best_rows, part + s])
+        order = np.argsort(-best_scores, kind="stable")[:k]
+        out.append(best_rows[order].tolist())
+    return out
+
+
+def floor_ms(matrix: F32, queries: F32, *, threads: int = 2, repeat: int = 20) -> Latency:
+    """One exact float32 scan + top-10: the matvec split over ``threads`` threads."""
+    n = len(matrix)
+    bounds = np.linspace(0, n, threads + 1).astype(int)
+    pool = ThreadPoolExecutor(threads)
+
+    def part(i: int, q: F32, out: F32) -> None:
+        np.matmul(matrix[bounds[i] : bounds[i + 1]], q, out=out[bounds[i] : bounds[i + 1]])
+
+    times: list[float] = []
+    out = np.empty(n, np.float32)
+    try:
+        for r in range(repeat + 1):
+            q = queries[r % len(queries)]
+            started = time.perf_counter()
+            list(pool.map(lambda i, q=q: part(i, q, out), range(threads)))  # type: ignore[misc]
+            np.argpartition(-out, min(10, n - 1))[:10]
+            if r:
+                times.append((time.perf_counter() - started) * 1000)
+    finally:
+        pool.shutdown()
+    return Latency.of(times)
+
+
+async def latencies(
+    api: Client, queries: Sequence[str], *, filters: dict[str, Any] | None = None
+) -> tuple[Latency, Latency]:
+    """Client-side and server-reported (``timing``) latency, one request at a time."""
+    client: list[float] = []
+    server: list[float] = []
+    for q in queries:
+        body: dict[str, Any] = {"q": q, "limit": 10}
+        if filters:
+            body["filters"] = filters
+        answer, ms = await api.search(body)
+        client.append(ms)
+        server.append(float(answer["timing"]))
+    return Latency.of(client), Latency.of(server)
+
+
+async def recall_at_10(
+    api: Client, queries: Sequence[str], vectors: Vectors, query_vectors: F32
+) -> float:
+    """Share of the exact top 10 among the 10 most similar of memoryd's results."""
+    truth = exact_top(vectors.matrix, query_vectors, 10)
+    found = 0
+    for q, rows in zip(queries, truth, strict=True):
+        answer, _ = await api.search({"q": q, "limit": 100})
+        best = sorted(answer["results"], key=lambda r: -float(r["similarity"]))[:10]
+        got = {r["id"] for r in best}
+        found += sum(1 for row in rows if vectors.ids[row] in got)
+    return found / (10 * len(queries)) if queries else 0.0
+
+
+def embed_queries(queries: Sequence[str], embedder: str = "minilm") -> F32:
+    """The query vectors, by the same model the server uses."""
+    from memoryd.adapters.embedding import local_embedder
+
+    model = local_embedder("minilm" if embedder == "openai" else embedder).model  # type: ignore[arg-type]
+    model.load()
+    rows = [model.encode([q], query=True)[0] for q in queries]
+    return np.asarray(rows, dtype=np.float32)
+
+
+@define
+class SizeResult:
+    label: str
+    memories: int
+    unfiltered: Latency
+    unfiltered_server: Latency
+    filtered: Latency
+    filtered_server: Latency
+    filtered_share: float
+    cached: Latency
+    floor: Latency
+    recall: float
+    recall_queries: int
+    rss_mib: float
+    peak_rss_mib: float
+    start_seconds: float
+    load_average: tuple[float, float, float]

@@ -1,0 +1,177 @@
+"""The benchmark run: its modes, its parts, and the order they run in."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from attrs import define
+
+from bench import locomo_eval as le
+from bench._corpus import Corpus
+from bench._http import client
+from bench._server import start_server
+from bench.build import measure_ingest, run_build
+from bench.fill import fill
+from bench.machine import details, load_average
+from bench.quality import QualityResult, run_quality
+from bench.report import Results
+from bench.scale import Plan, Questions, measure
+
+REPO = Path(__file__).resolve().parent.parent
+PARTS = ("quality", "ingest", "latency", "million", "chat", "load")
+
+
+@define
+class Mode:
+    samples: tuple[int, ...]
+    sessions: int | None
+    sizes: tuple[int, ...]
+    raw_messages: int
+    ingest_messages: int
+    ingest_raw_messages: int
+    plan: Plan
+    million: int
+    million_plan: Plan
+    chat: int
+    load_seconds: int
+    load_queries: int
+
+
+FULL = Mode(
+    samples=tuple(range(10)),
+    sessions=None,
+    sizes=(10_000, 100_000),
+    raw_messages=2_000,
+    ingest_messages=4_000,
+    ingest_raw_messages=1_000,
+    plan=Plan(searches=300, recall=100),
+    million=1_000_000,
+    million_plan=Plan(searches=300, recall=200),
+    chat=200,
+    load_seconds=60,
+    load_queries=40_000,
+)
+QUICK = Mode(
+    samples=(0, 5),
+    sessions=3,
+    sizes=(300, 600),
+    raw_messages=100,
+    ingest_messages=150,
+    ingest_raw_messages=50,
+    plan=Plan(searches=30, recall=20, warmup=5, cached=10),
+    million=3_000,
+    million_plan=Plan(searches=30, recall=20, warmup=5, cached=10),
+    chat=10,
+    load_seconds=3,
+    load_queries=3_000,
+)
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def run(
+    args: argparse.Namespace,
+    parts: set[str],
+    mode: Mode,
+    work: Path,
+    *,
+    command: str = "python -m bench --quick",
+) -> Results:
+    """Run ``parts`` in ``mode`` with scratch space in ``work``; the results."""
+    results = Results(
+        command=command,
+        started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        finished="",
+        machine=details(REPO),
+        quick=args.quick,
+    )
+    results.loads.append(("start", load_average()))
+    samples = le.load_locomo(args.locomo)
+    if "quality" in parts:
+        log("quality: LoCoMo through HTTP ...")
+        results.quality = asyncio.run(quality(samples, mode, work))
+        results.loads.append(("after quality", load_average()))
+    corpus = Corpus(samples)
+    if "ingest" in parts:
+        log(f"ingest: {mode.ingest_messages:,} messages through HTTP, raw model before and after")
+        results.ingest = asyncio.run(
+            measure_ingest(corpus, mode.ingest_messages, work, {},
+                           raw_messages=mode.ingest_raw_messages, log=log)
+        )  # fmt: skip
+        results.loads.append(("after ingest throughput", load_average()))
+    if parts & {"ingest", "latency", "million", "chat", "load"}:
+        log(f"scale: building {mode.sizes} through HTTP ...")
+        build, reused = run_build(
+            corpus, mode.sizes, work, {}, raw_messages=mode.raw_messages, reuse=args.reuse, log=log
+        )
+        results.build, results.build_reused = build, reused
+        results.loads.append(("after building the data dirs", load_average()))
+        questions = Questions(corpus.questions(_questions_needed(mode)))
+        for size in mode.sizes if parts & {"latency", "chat", "load"} else ():
+            last = size == mode.sizes[-1]
+            plan = mode.plan
+            if last:
+                plan = Plan(
+                    searches=plan.searches,
+                    recall=plan.recall,
+                    warmup=plan.warmup,
+                    cached=plan.cached,
+                    chat=mode.chat if "chat" in parts else 0,
+                    load_seconds=mode.load_seconds if "load" in parts else 0,
+                    load_queries=mode.load_queries,
+                    load_tool=args.load_tool,
+                )
+            ran = asyncio.run(
+                measure(label(size), Path(build.dirs[size]), key=build.key, tenant=build.tenant,
+                        questions=questions, plan=plan, env={}, work=work, log=log)
+            )  # fmt: skip
+            results.sizes.append(ran.size)
+            results.chat = ran.chat or results.chat
+            results.load = ran.load or results.load
+            results.loads.append((f"after {label(size)}", load_average()))
+        if "million" in parts:
+            target = work / f"data-{mode.million}"
+            log(f"million: filling to {mode.million:,} through the port ...")
+            results.fill = asyncio.run(
+                fill(Path(build.dirs[mode.sizes[-1]]), target, mode.million,
+                     tenant=build.tenant, log=log)
+            )  # fmt: skip
+            results.loads.append(("after fill", load_average()))
+            ran = asyncio.run(
+                measure(label(mode.million), target, key=build.key, tenant=build.tenant,
+                        questions=questions, plan=mode.million_plan, env={}, work=work,
+                        copy=False, log=log)
+            )  # fmt: skip
+            results.sizes.append(ran.size)
+            results.loads.append((f"after {label(mode.million)}", load_average()))
+    results.finished = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return results
+
+
+def label(size: int) -> str:
+    if size >= 1_000_000 and size % 1_000_000 == 0:
+        return f"{size // 1_000_000}M"
+    if size >= 1000 and size % 1000 == 0:
+        return f"{size // 1000}k"
+    return str(size)
+
+
+def _questions_needed(mode: Mode) -> int:
+    per = mode.plan.warmup + 2 * mode.plan.searches + mode.plan.recall
+    million = mode.million_plan.warmup + 2 * mode.million_plan.searches + mode.million_plan.recall
+    return per * len(mode.sizes) + million + mode.chat + mode.load_queries
+
+
+async def quality(samples: list[le.Sample], mode: Mode, work: Path) -> QualityResult:
+    shutil.rmtree(work / "quality", ignore_errors=True)
+    with start_server(work / "quality") as server:
+        assert server.key is not None
+        async with client(server.url, server.key) as api:
+            return await run_quality(api, samples, pick=mode.samples, sessions=mode.sessions)

@@ -1,0 +1,119 @@
+"""The benchmark's quick mode runs end to end, so that the benchmark code cannot rot.
+
+It starts real memoryd subprocesses and drives them over HTTP like the full
+run, on small N. It asserts only that the benchmark works: metrics in range,
+counts consistent, the BM25 reference of issue 4 reproduced. Never timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+from bench.report import Results, render
+from bench.runner import PARTS, QUICK, REPO, run
+
+from bench import locomo_eval as le
+
+pytestmark = pytest.mark.slow
+
+LOCOMO = REPO.parent / "shared" / "bench" / "locomo10.json"
+
+
+def _in_unit_range(tables: dict[str, list[le.Summary]]) -> None:
+    for rows in tables.values():
+        for row in rows:
+            assert all(0.0 <= r <= 1.0 for r in row.recalls)
+            assert 0.0 <= row.mrr <= 1.0
+            assert list(row.recalls) == sorted(row.recalls)  # R@1 <= R@5 <= R@10
+
+
+def _cat14(tables: dict[str, list[le.Summary]], group: str = "all conv 0-9") -> le.Summary:
+    return next(r for r in tables[group] if r.label == "cat 1-4")
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> Results:
+    if not LOCOMO.exists():
+        pytest.skip(f"{LOCOMO} is not there")
+    work = tmp_path_factory.mktemp("bench")
+    args = argparse.Namespace(quick=True, locomo=LOCOMO, reuse=False, load_tool="auto")
+    return run(args, set(PARTS), QUICK, work)
+
+
+def test_quality_metrics_are_in_range_and_beat_bm25_at_one(quick: Results) -> None:
+    q = quick.quality
+    assert q is not None
+    assert q.questions > 0
+    assert q.memories >= q.turns > 0
+    assert q.conversations == len(q.samples) * QUICK.sessions
+    _in_unit_range(q.memoryd)
+    _in_unit_range(q.bm25)
+    per_category = [r for r in q.memoryd["all conv 0-9"] if "-" not in r.label]
+    counted = sum(r.count for r in per_category)
+    assert counted == q.questions
+    assert _cat14(q.memoryd).recalls[2] > _cat14(q.bm25).recalls[0]
+
+
+def test_the_bm25_reference_of_the_issue_is_reproduced(quick: Results) -> None:
+    q = quick.quality
+    assert q is not None
+    assert q.bm25_full
+    full = _cat14(q.bm25_full)
+    assert full.count == 1536
+    assert full.recalls[1] == pytest.approx(0.50, abs=0.02)
+    assert full.recalls[2] == pytest.approx(0.57, abs=0.02)
+
+
+def test_ingest_throughput_is_measured_against_the_raw_embedder(quick: Results) -> None:
+    i = quick.ingest
+    assert i is not None
+    assert i.stage.messages == QUICK.ingest_messages
+    assert i.stage.memories >= i.stage.messages
+    assert i.raw_before.messages == i.raw_after.messages >= QUICK.ingest_raw_messages
+    assert i.raw_before.texts >= i.raw_before.messages
+    assert i.messages_per_second > 0
+    assert i.share > 0
+
+
+def test_the_data_dirs_are_built_through_http(quick: Results) -> None:
+    b = quick.build
+    assert b is not None
+    assert sum(s.messages for s in b.stages) == QUICK.sizes[-1]
+    assert all(s.memories >= s.messages > 0 for s in b.stages)
+    assert b.raw.messages >= QUICK.raw_messages
+    assert sorted(b.dirs) == sorted(QUICK.sizes)
+
+
+def test_every_size_reports_latency_recall_and_memory(quick: Results) -> None:
+    assert [s.label for s in quick.sizes] == ["300", "600", "3k"]
+    assert quick.fill is not None
+    assert quick.fill.memories == QUICK.million
+    assert quick.sizes[-1].memories == QUICK.million
+    for s in quick.sizes:
+        assert s.unfiltered.count == s.filtered.count == QUICK.plan.searches
+        assert s.cached.count == QUICK.plan.cached
+        assert 0.0 <= s.recall <= 1.0
+        assert s.recall_queries == QUICK.plan.recall
+        assert 0.0 <= s.filtered_share <= 1.0
+        assert s.floor.count > 0
+        assert s.rss_mib > 0
+    assert 0.02 < quick.sizes[-1].filtered_share < 0.3
+
+
+def test_chat_and_load_ran(quick: Results) -> None:
+    assert quick.chat is not None
+    if quick.chat.available:
+        assert quick.chat.latency.count == QUICK.chat
+    assert quick.load is not None
+    assert quick.load.requests > 0
+    assert quick.load.errors == 0
+    assert quick.load.distinct_queries <= QUICK.load_queries
+
+
+def test_the_report_has_every_section(quick: Results, tmp_path: Path) -> None:
+    text = render(quick)
+    for heading in ("## Targets", "## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6."):
+        assert heading in text
+    assert "quick mode" in text
