@@ -198,7 +198,8 @@ def _write_change(conn: sqlite3.Connection, change: ConversationChange, dim: int
     for ids in chunks(change.removed_memory_ids):
         conn.execute(
             # Only "?" placeholders are formatted in; the ids are bound parameters.
-            f"DELETE FROM memories WHERE tenant_id = ? AND id IN ({marks(len(ids))})",  # noqa: S608
+            # "+tenant_id": look the ids up by their unique index, not the tenant's rows.
+            f"DELETE FROM memories WHERE +tenant_id = ? AND id IN ({marks(len(ids))})",  # noqa: S608
             (conv.tenant_id, *ids),
         )
     # Every memory of the conversation takes on its tags and metadata.

@@ -262,8 +262,10 @@ class SqliteMemoryIndex:
                 for part in chunks(ids):
                     for row in conn.execute(
                         # Constant columns and "?" placeholders; the ids are parameters.
+                        # "+tenant_id" keeps the planner on the unique index of id: on
+                        # (tenant_id, conversation_id) it would read all the tenant's rows.
                         f"SELECT {codec.MEMORY_COLUMNS} FROM memories"  # noqa: S608
-                        f" WHERE tenant_id = ? AND id IN ({marks(len(part))})",
+                        f" WHERE +tenant_id = ? AND id IN ({marks(len(part))})",
                         (tenant_id, *part),
                     ):
                         memory = codec.memory_from_row(row)
