@@ -10,6 +10,7 @@ from attrs import define, field
 
 from memoryd.adapters.storage.sqlite._conversations import SqliteConversationStore
 from memoryd.adapters.storage.sqlite._db import Database
+from memoryd.adapters.storage.sqlite._fts import KEYWORD_BUDGET
 from memoryd.adapters.storage.sqlite._index import QUANTISE_FROM, RESCORE, SqliteMemoryIndex
 from memoryd.adapters.storage.sqlite._keys import SqliteKeyStore
 from memoryd.adapters.storage.sqlite._schema import check_embedding, migrate, stored_dimension
@@ -49,7 +50,7 @@ async def open_sqlite(
     coarse_min: int = COARSE_MIN,
     prefilter: Prefilter = "bits",
     scan_threads: int = 2,
-    keyword_budget: int = 10_000,
+    keyword_budget: int = KEYWORD_BUDGET,
 ) -> SqliteBackend:
     """Open (creating if missing) the database file and rebuild the search index.
 

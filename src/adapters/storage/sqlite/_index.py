@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from memoryd.adapters.storage.sqlite import _codec as codec
 from memoryd.adapters.storage.sqlite._conversations import chunks, marks
 from memoryd.adapters.storage.sqlite._db import Database
-from memoryd.adapters.storage.sqlite._fts import TermPlanner, keyword_hits
+from memoryd.adapters.storage.sqlite._fts import KEYWORD_BUDGET, TermPlanner, keyword_hits
 from memoryd.adapters.storage.sqlite._scan import F32, as_query, pin_blas_threads
 from memoryd.adapters.storage.sqlite._tenant import (
     BITS_FROM,
@@ -57,7 +57,7 @@ class SqliteMemoryIndex:
         coarse_min: int = COARSE_MIN,
         prefilter: Prefilter = "bits",
         scan_threads: int = 2,
-        keyword_budget: int = 10_000,
+        keyword_budget: int = KEYWORD_BUDGET,
     ) -> None:
         self.db = db
         self.planner = TermPlanner(keyword_budget)
@@ -196,7 +196,7 @@ class SqliteMemoryIndex:
         if query.text.strip():
             # Other tenants' rows never reach us; extra rows make up for those the
             # filter drops or that are committed but not yet applied.
-            limit = query.k * (10 if query.filter.is_restrictive else 1) + 16
+            limit = query.k * (3 if query.filter.is_restrictive else 1) + 16
             tenant_id, text = query.filter.tenant_id, query.text
             total = self.total()
             share = tenant.n / total if total else 1.0

@@ -286,18 +286,20 @@ class TenantIndex:
 
     def passing(self, slots: Sequence[int], memory_filter: MemoryFilter) -> list[bool]:
         """Whether each slot passes the filter (for keyword hits)."""
+        if not slots:
+            return []
+        at = np.asarray(slots, np.intp)
+        ok = np.ones(len(at), np.bool_)
         group_ok = self.groups.mask(memory_filter)
-        after = _micros(memory_filter.after) if memory_filter.after is not None else None
-        before = _micros(memory_filter.before) if memory_filter.before is not None else None
-        out: list[bool] = []
-        for slot in slots:
-            said = int(self.said_at[slot])
-            out.append(
-                (group_ok is None or bool(group_ok[int(self.group[slot])]))
-                and (after is None or said >= after)
-                and (before is None or said < before)
-            )
-        return out
+        if group_ok is not None:
+            ok &= group_ok[self.group[at]]
+        said = self.said_at[at]
+        if memory_filter.after is not None:
+            ok &= said >= _micros(memory_filter.after)
+        if memory_filter.before is not None:
+            ok &= said < _micros(memory_filter.before)
+        passed: list[bool] = ok.tolist()
+        return passed
 
     def dense(
         self, q: F32, k: int, idx: Idx | None, helper: Executor | None
