@@ -193,14 +193,16 @@ async def fill(
     backend = await open_sqlite(database, model_name=model, dimension=dim, load_index=False)
     started = time.perf_counter()
     count = 0
+    written = have
     try:
         for change in variants(
             sources, tenant, dim, total - have, seed=seed, start_index=len(sources)
         ):
             await backend.conversations.commit(change)
             count += 1
+            written += len(change.added)
             if count % 2000 == 0:
-                log(f"  fill: {have + count * len(change.added):,} memories ...")
+                log(f"  fill: {written:,} memories ...")
     finally:
         await backend.close()
     return FillResult(
