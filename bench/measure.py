@@ -131,6 +131,40 @@ async def latencies(
     return Latency.of(client), Latency.of(server)
 
 
+@define
+class Paired:
+    unfiltered: Latency
+    unfiltered_server: Latency
+    filtered: Latency
+    filtered_server: Latency
+
+
+async def paired_latencies(api: Client, queries: Sequence[str], filters: dict[str, Any]) -> Paired:
+    """Each query with and without ``filters``, alternating which goes first.
+
+    The machine's load drifts; pairing the two searches of the same question
+    back to back compares them under the same conditions. Neither is a cache
+    hit (the filter is part of the cache key); alternating the order shares
+    out the warm-up that the first search of a question's words gives the
+    second (the keyword side caches word counts).
+    """
+    times: dict[bool, tuple[list[float], list[float]]] = {True: ([], []), False: ([], [])}
+    for i, q in enumerate(queries):
+        for filtered in (i % 2 == 0, i % 2 == 1):
+            body: dict[str, Any] = {"q": q, "limit": 10}
+            if filtered:
+                body["filters"] = filters
+            answer, ms = await api.search(body)
+            times[filtered][0].append(ms)
+            times[filtered][1].append(float(answer["timing"]))
+    return Paired(
+        unfiltered=Latency.of(times[False][0]),
+        unfiltered_server=Latency.of(times[False][1]),
+        filtered=Latency.of(times[True][0]),
+        filtered_server=Latency.of(times[True][1]),
+    )
+
+
 async def recall_at_10(
     api: Client, queries: Sequence[str], vectors: Vectors, query_vectors: F32
 ) -> float:

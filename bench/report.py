@@ -153,7 +153,10 @@ def latency_section(r: Results) -> list[str]:
         "## 2. Search latency",
         "",
         "`POST /v4/search` with `limit` 10, one request at a time over HTTP on 127.0.0.1, "
-        "query embedding included; every query distinct (no cache hits) unless marked. "
+        "query embedding included; every question distinct (no cache hits) unless marked. "
+        "Each question is searched twice back to back, without and with the ~10% filter "
+        '(`filters: {"bucket": 3}`), alternating which goes first, so that both columns '
+        "see the same questions under the same load. "
         "All memories in one tenant. *server* is the `timing` memoryd reports (from "
         "request parsed to response built). *floor*: one exact fp32 scan of the same "
         "vectors (matrix-vector product split over 2 threads, plus the top 10), timed in "
@@ -176,7 +179,7 @@ def latency_section(r: Results) -> list[str]:
         )
     lines += [
         "",
-        f"Each latency row: {r.sizes[0].unfiltered.count if r.sizes else 0} distinct queries "
+        f"Each latency row: {r.sizes[0].unfiltered.count if r.sizes else 0} distinct questions "
         "per column. Server start (index rebuilt from the file): "
         + ", ".join(f"{s.label} {s.start_seconds:.0f} s" for s in r.sizes)
         + ".",

@@ -164,8 +164,8 @@ def label(size: int) -> str:
 
 
 def _questions_needed(mode: Mode) -> int:
-    per = mode.plan.warmup + 2 * mode.plan.searches + mode.plan.recall
-    million = mode.million_plan.warmup + 2 * mode.million_plan.searches + mode.million_plan.recall
+    per = mode.plan.warmup + mode.plan.searches + mode.plan.recall
+    million = mode.million_plan.warmup + mode.million_plan.searches + mode.million_plan.recall
     return per * len(mode.sizes) + million + mode.chat + mode.load_queries
 
 

@@ -22,6 +22,7 @@ from bench.measure import (
     embed_queries,
     floor_ms,
     latencies,
+    paired_latencies,
     read_vectors,
     recall_at_10,
 )
@@ -91,16 +92,17 @@ async def measure(
         start_seconds = time.perf_counter() - started
         async with _http.client(server.url, key) as api:
             await latencies(api, questions.take(plan.warmup))
-            unfiltered_questions = questions.take(plan.searches)
-            unfiltered, unfiltered_server = await latencies(api, unfiltered_questions)
-            filtered, filtered_server = await latencies(
-                api, questions.take(plan.searches), filters=TEN_PERCENT
-            )
-            cached, _ = await latencies(api, unfiltered_questions[: plan.cached])
+            searched = questions.take(plan.searches)
+            paired = await paired_latencies(api, searched, TEN_PERCENT)
+            cached, _ = await latencies(api, searched[: plan.cached])
             recall = await recall_at_10(api, recall_questions, vectors, query_vectors)
             del matrix, vectors
             rss, peak = server.rss_mib(), server.peak_rss_mib()
-            log(f"  {label}: p50 {unfiltered.p50:.1f} p95 {unfiltered.p95:.1f} ms, R@10 {recall}")
+            u, f = paired.unfiltered, paired.filtered
+            log(
+                f"  {label}: p50 {u.p50:.1f} p95 {u.p95:.1f} ms (filtered {f.p50:.1f} / "
+                f"{f.p95:.1f}), R@10 {recall:.3f}"
+            )
             chat = await run_chat(api, questions.take(plan.chat)) if plan.chat else None
             load = None
             if plan.load_seconds:
@@ -118,10 +120,10 @@ async def measure(
         size = SizeResult(
             label=label,
             memories=memories,
-            unfiltered=unfiltered,
-            unfiltered_server=unfiltered_server,
-            filtered=filtered,
-            filtered_server=filtered_server,
+            unfiltered=paired.unfiltered,
+            unfiltered_server=paired.unfiltered_server,
+            filtered=paired.filtered,
+            filtered_server=paired.filtered_server,
             filtered_share=share,
             cached=cached,
             floor=floor,
