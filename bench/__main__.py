@@ -1,8 +1,11 @@
 """``python -m bench``: run memoryd's benchmarks and write docs/benchmarks.md.
 
     python -m bench                      # everything (about 1–2 hours on 2 cores)
-    python -m bench --quick --out x.md   # small N, under 2 minutes (the test suite runs it)
+    python -m bench --quick              # small N, under 2 minutes (the test suite runs it)
     python -m bench --only quality       # parts: quality, ingest, latency, million, chat, load
+
+Only a full run rewrites docs/benchmarks.md; a quick or partial run writes
+$TMPDIR/memoryd-benchmarks-quick.md (or -partial.md) unless ``--out`` says where.
 
 Everything runs against a real memoryd started as a subprocess on 127.0.0.1
 and driven through its HTTP API; every loop is bounded by a count or a time.
@@ -48,7 +51,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="memoryd-bench-") as tmp:
         work = args.work_dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        out = args.out or (work / "benchmarks.md" if args.quick else REPO / "docs/benchmarks.md")
+        full = not args.quick and parts == set(PARTS)
+        # Only a full run rewrites docs/benchmarks.md; a quick or partial one writes beside it.
+        spare = (
+            Path(tempfile.gettempdir())
+            / f"memoryd-benchmarks-{'quick' if args.quick else 'partial'}.md"
+        )
+        out = args.out or (REPO / "docs/benchmarks.md" if full else spare)
         command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
         results = run(args, parts, mode, work, command=command.strip())
         out.parent.mkdir(parents=True, exist_ok=True)
