@@ -69,8 +69,13 @@ def details(repo: Path) -> dict[str, str]:
     mem_kib = _first("/proc/meminfo", "MemTotal").split()[0]
     memory = f"{int(mem_kib) / 2**20:.1f} GiB" if mem_kib.isdigit() else "unknown"
     wrk = shutil.which("wrk")
+    flags = set(_first("/proc/cpuinfo", "flags").split())
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_vpopcntdq")
+    family, model = _first("/proc/cpuinfo", "cpu family"), _first("/proc/cpuinfo", "model\t")
     return {
-        "CPU": _first("/proc/cpuinfo", "model name"),
+        "CPU": f"{_first('/proc/cpuinfo', 'model name')} (family {family}, model {model}; "
+        + ", ".join(f for f in wanted if f in flags)
+        + ")",
         "cores": str(os.cpu_count()),
         "memory": memory,
         "OS": f"{platform.system()} {platform.release()}",
