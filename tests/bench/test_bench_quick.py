@@ -11,6 +11,8 @@ import argparse
 from pathlib import Path
 
 import pytest
+from bench._server import start_server
+from bench.load import run_asyncio
 from bench.report import Results, render
 from bench.runner import PARTS, QUICK, REPO, run
 
@@ -117,3 +119,15 @@ def test_the_report_has_every_section(quick: Results, tmp_path: Path) -> None:
     for heading in ("## Targets", "## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6."):
         assert heading in text
     assert "quick mode" in text
+
+
+async def test_the_asyncio_load_client_works_without_wrk(tmp_path: Path) -> None:
+    with start_server(tmp_path / "data") as server:
+        assert server.key is not None
+        result = await run_asyncio(
+            server.url, server.key, [f"question {i}?" for i in range(50)], clients=4, seconds=1
+        )
+    assert result.tool.startswith("asyncio")
+    assert result.requests > 0
+    assert result.errors == 0
+    assert result.latency.count == result.requests
