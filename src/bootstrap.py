@@ -220,12 +220,15 @@ class Container(containers.DeclarativeContainer):
         MemoryPolicy,
         context_before=settings.provided.memory_context_before,
         context_after=settings.provided.memory_context_after,
+        piece_words=settings.provided.memory_piece_words,
         max_chars=settings.provided.memory_max_chars,
     )
     fusion = providers.Factory(
         FusionSettings,
+        method=settings.provided.search_fusion,
         candidates=settings.provided.search_candidates,
         rrf_k=settings.provided.search_rrf_k,
+        dense_weight=settings.provided.search_dense_weight,
         keyword_weight=settings.provided.search_keyword_weight,
     )
 

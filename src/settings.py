@@ -74,12 +74,15 @@ class Settings:
     llm_temperature: float = 0.2
 
     # --- memories and retrieval ---
-    memory_context_before: int = 1
-    memory_context_after: int = 0
+    memory_context_before: int = 3
+    memory_context_after: int = 1
+    memory_piece_words: int = 12
     memory_max_chars: int = 1200
     search_candidates: int = 100
+    search_fusion: Literal["weighted", "rrf"] = "weighted"
     search_rrf_k: int = 60
-    search_keyword_weight: float = 1.0
+    search_dense_weight: float = 0.6
+    search_keyword_weight: float = 0.4
     search_cache_size: int = 1024
     chat_min_similarity: float = 0.4
     chat_max_documents: int = 5

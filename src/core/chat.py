@@ -29,6 +29,7 @@ from typing import Any, TypeAlias
 from attrs import define, field, frozen
 
 from memoryd.core.errors import MemorydError, NotFound
+from memoryd.core.memories import spoken_date
 from memoryd.core.model import (
     Annotation,
     Caller,
@@ -264,7 +265,7 @@ class ChatService:
         return thread
 
     def _instructions(self, client_system: str) -> str:
-        today = self.clock.now().date().isoformat()
+        today = spoken_date(self.clock.now().date())
         parts = [self.policy.system_prompt.strip(), f"Today is {today}."]
         if client_system:
             parts.append(f"Instructions from the application:\n{client_system}")

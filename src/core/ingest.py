@@ -9,7 +9,7 @@ from datetime import datetime
 from attrs import define, field, frozen
 
 from memoryd.core.errors import Forbidden, QuotaExceeded
-from memoryd.core.memories import MemoryPolicy, build_memories
+from memoryd.core.memories import MemoryPolicy, build_memories, context_updates
 from memoryd.core.model import (
     Caller,
     Conversation,
@@ -136,16 +136,16 @@ class IngestService:
         removed: tuple[str, ...] = ()
         if kind == "replaced":
             removed = await self.store.memory_ids(caller.tenant_id, request.conversation_id)
-        drafts = (
-            build_memories(
-                messages,
-                start=start,
-                policy=self.policy,
-                extra_text=await self._part_texts(messages, start),
-            )
-            if kind != "unchanged"
-            else []
-        )
+        drafts: list[MemoryDraft] = []
+        updates: list[tuple[int, str]] = []
+        if kind != "unchanged":
+            # Earlier turns are the new memories' context (and they gain the new turns).
+            extra = await self._part_texts(messages, max(0, start - self.policy.context_before))
+            drafts = build_memories(messages, start=start, policy=self.policy, extra_text=extra)
+            if kind == "appended":
+                updates = context_updates(
+                    messages, start=start, policy=self.policy, extra_text=extra
+                )
         added = await self._embed(conversation, drafts, now)
         await self.store.commit(
             ConversationChange(
@@ -155,6 +155,7 @@ class IngestService:
                 added=added,
                 removed_memory_ids=removed,
                 charge=charge,
+                context_updates=tuple(updates),
             )
         )
         await self.index.apply(
@@ -222,24 +223,31 @@ class IngestService:
     async def _embed(
         self, conversation: Conversation, drafts: Sequence[MemoryDraft], now: datetime
     ) -> tuple[IndexedMemory, ...]:
+        """Embed every draft's pieces in one batch; each memory keeps the rows of its pieces."""
         if not drafts:
             return ()
-        vectors = await self.embedder.embed_documents([d.embed_text for d in drafts])
-        return tuple(
-            IndexedMemory(
-                memory=Memory(
-                    id=uuid.uuid4().hex,
-                    tenant_id=conversation.tenant_id,
-                    conversation_id=conversation.conversation_id,
-                    text=draft.text,
-                    positions=draft.positions,
-                    said_at=draft.said_at,
-                    container_tags=conversation.container_tags,
-                    metadata=conversation.metadata,
-                    created_at=now,
-                    updated_at=now,
-                ),
-                vector=vectors[i],
+        vectors = await self.embedder.embed_documents([t for d in drafts for t in d.embed_texts])
+        added: list[IndexedMemory] = []
+        row = 0
+        for draft in drafts:
+            pieces = len(draft.embed_texts)
+            added.append(
+                IndexedMemory(
+                    memory=Memory(
+                        id=uuid.uuid4().hex,
+                        tenant_id=conversation.tenant_id,
+                        conversation_id=conversation.conversation_id,
+                        text=draft.text,
+                        positions=draft.positions,
+                        said_at=draft.said_at,
+                        container_tags=conversation.container_tags,
+                        metadata=conversation.metadata,
+                        created_at=now,
+                        updated_at=now,
+                    ),
+                    vectors=vectors[row : row + pieces],
+                    keyword_context=draft.keyword_context,
+                )
             )
-            for i, draft in enumerate(drafts)
-        )
+            row += pieces
+        return tuple(added)

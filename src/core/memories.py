@@ -1,17 +1,25 @@
 """How messages become memories.
 
-A memory is what search returns: text that came from one message (or a part
-of a long one), with the speaker and the date, so that both a reader and a
-model know who said it and when. What gets *embedded* may also carry the
-neighbouring turns as context, which helps the many turns ("Yes, last
-Tuesday!") that mean little on their own; the memory's positions still name
-only the message its text came from.
+A memory is what search returns: the text of one message (or of a part of a
+long one) with who said it and when, ``[8 May 2023] Caroline: ...``, so that
+both a reader and a model know. Two more things are made for search, neither
+shown to anyone:
+
+- the pieces that are embedded: ``Name: text`` without the date, split at
+  sentence boundaries into pieces of at least ``piece_words`` words (a long
+  message's embedding is a blur of its topics; its best piece is sharper);
+- the keyword context: the neighbouring turns, which the keyword side
+  searches with a lower weight. Many turns mean little on their own ("Yes,
+  last Tuesday!"); their neighbours say what they are about.
+
+docs/retrieval.md has the measurements behind these choices.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import date
 
 from attrs import frozen
 
@@ -20,17 +28,21 @@ from memoryd.core.model import MemoryDraft, StoredMessage
 #: Roles whose text becomes memories. System prompts and tool traffic are stored, not recalled.
 MEMORY_ROLES = frozenset({"user", "assistant"})
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
 
 @frozen
 class MemoryPolicy:
     """Settings of the memory builder; the defaults suit chat memories in general."""
 
-    #: How many earlier turns the embedded text carries as context.
-    context_before: int = 1
-    #: How many later turns the embedded text carries as context.
-    context_after: int = 0
-    #: Context turns are cut to this many characters each.
-    context_chars: int = 300
+    #: Earlier turns in a memory's keyword context.
+    context_before: int = 3
+    #: Later turns in a memory's keyword context.
+    context_after: int = 1
+    #: Each context turn is cut to this many characters.
+    context_chars: int = 1000
+    #: Embedded pieces have at least this many words (shorter sentences are merged).
+    piece_words: int = 12
     #: A message longer than this is split into several memories.
     max_chars: int = 1200
 
@@ -40,14 +52,29 @@ def speaker(message: StoredMessage) -> str:
     return message.message.name or message.message.role
 
 
-def day(message: StoredMessage) -> str:
-    """The date it was said, as ``YYYY-MM-DD`` (UTC)."""
-    return message.said_at.date().isoformat()
+MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+
+
+def spoken_date(day: date) -> str:
+    """``8 May 2023``: English month names, whatever the locale."""
+    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
 
 
 def memory_text(message: StoredMessage, text: str) -> str:
-    """The text of a memory: ``[2023-05-08] Caroline: text``."""
-    return f"[{day(message)}] {speaker(message)}: {text}"
+    """The text of a memory: ``[8 May 2023] Caroline: text`` (the date in UTC)."""
+    return f"[{spoken_date(message.said_at.date())}] {speaker(message)}: {text}"
+
+
+_MEMORY_TEXT = re.compile(r"\[(\d{1,2} [A-Z][a-z]+ \d{4})\] ([^:\n]{1,255}): (.*)", re.DOTALL)
+
+
+def parse_memory_text(text: str) -> tuple[str, str] | None:
+    """The speaker and the words of a memory's text, if it is in :func:`memory_text`'s form."""
+    match = _MEMORY_TEXT.fullmatch(text.strip())
+    return (match.group(2).strip(), match.group(3)) if match else None
 
 
 def split_text(text: str, max_chars: int) -> list[str]:
@@ -82,6 +109,40 @@ def _units(text: str, max_chars: int) -> list[str]:
     return units
 
 
+def embed_pieces(text: str, min_words: int) -> list[str]:
+    """Sentences merged into pieces of at least ``min_words`` words.
+
+    Sentences of fewer than three words ("Wow!") are dropped; a short tail
+    joins the piece before it. Text that makes one piece is kept whole.
+    """
+    sentences = [
+        s for s in (p.strip() for p in _SENTENCE_END.split(text.strip())) if len(s.split()) >= 3
+    ]
+    pieces: list[str] = []
+    current: list[str] = []
+    for sentence in sentences:
+        current.append(sentence)
+        if sum(len(s.split()) for s in current) >= min_words:
+            pieces.append(" ".join(current))
+            current = []
+    if current:
+        if pieces:
+            pieces[-1] = f"{pieces[-1]} {' '.join(current)}"
+        else:
+            pieces.append(" ".join(current))
+    return pieces if len(pieces) > 1 else [text.strip()]
+
+
+def _texts(messages: Sequence[StoredMessage], extra_text: Mapping[int, str]) -> list[str]:
+    """Each message's text with what content-part handlers made of its other parts."""
+    return [
+        "\n".join(t for t in (m.message.text, extra_text.get(i, "")) if t)
+        if m.message.role in MEMORY_ROLES
+        else ""
+        for i, m in enumerate(messages)
+    ]
+
+
 def build_memories(
     messages: Sequence[StoredMessage],
     *,
@@ -94,43 +155,58 @@ def build_memories(
     ``extra_text`` maps a position to text that content-part handlers made of
     its images or files; it joins the message's own text.
     """
-    extra_text = extra_text or {}
+    texts = _texts(messages, extra_text or {})
     drafts: list[MemoryDraft] = []
     for i in range(start, len(messages)):
         message = messages[i]
         if message.message.role not in MEMORY_ROLES:
             continue
-        text = "\n".join(t for t in (message.message.text, extra_text.get(i, "")) if t)
-        for piece in split_text(text, policy.max_chars):
-            shown = memory_text(message, piece)
+        context = keyword_context(messages, texts, i, policy)
+        for part in split_text(texts[i], policy.max_chars):
             drafts.append(
                 MemoryDraft(
-                    text=shown,
-                    embed_text=_with_context(messages, i, shown, policy, extra_text),
+                    text=memory_text(message, part),
+                    embed_texts=tuple(
+                        f"{speaker(message)}: {piece}"
+                        for piece in embed_pieces(part, policy.piece_words)
+                    ),
                     positions=(message.position,),
                     said_at=message.said_at,
+                    keyword_context=context,
                 )
             )
     return drafts
 
 
-def _with_context(
+def context_updates(
     messages: Sequence[StoredMessage],
-    i: int,
-    shown: str,
+    *,
+    start: int,
     policy: MemoryPolicy,
-    extra_text: Mapping[int, str],
-) -> str:
-    def line(j: int) -> str | None:
-        other = messages[j]
-        if other.message.role not in MEMORY_ROLES:
-            return None
-        text = " ".join(t for t in (other.message.text, extra_text.get(j, "")) if t)
-        if not text:
-            return None
-        return f"{speaker(other)}: {text[: policy.context_chars]}"
+    extra_text: Mapping[int, str] | None = None,
+) -> list[tuple[int, str]]:
+    """New keyword contexts of the memories before ``start`` that see the new messages.
 
-    before = [line(j) for j in range(max(0, i - policy.context_before), i)]
-    after = [line(j) for j in range(i + 1, min(len(messages), i + 1 + policy.context_after))]
-    parts = [*(b for b in before if b), shown, *(a for a in after if a)]
-    return "\n".join(parts)
+    When messages are appended, the last ``context_after`` earlier turns gain
+    them as their following context.
+    """
+    texts = _texts(messages, extra_text or {})
+    first = max(0, start - policy.context_after)
+    return [
+        (messages[i].position, keyword_context(messages, texts, i, policy))
+        for i in range(first, start)
+        if texts[i]
+    ]
+
+
+def keyword_context(
+    messages: Sequence[StoredMessage], texts: Sequence[str], i: int, policy: MemoryPolicy
+) -> str:
+    """The turns around message ``i``, one ``Name: text`` line each."""
+    around = [
+        *range(max(0, i - policy.context_before), i),
+        *range(i + 1, min(len(messages), i + 1 + policy.context_after)),
+    ]
+    return "\n".join(
+        f"{speaker(messages[j])}: {texts[j][: policy.context_chars]}" for j in around if texts[j]
+    )

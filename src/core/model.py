@@ -129,11 +129,13 @@ class MemoryDraft:
 
     #: The text that search returns and the model sees (speaker and date included).
     text: str
-    #: The text that is embedded; it may carry neighbouring turns as context.
-    embed_text: str
+    #: The pieces that are embedded; the memory scores the best of them.
+    embed_texts: tuple[str, ...]
     #: 0-based indexes of the messages in the conversation that ``text`` came from.
     positions: tuple[int, ...]
     said_at: datetime
+    #: Neighbouring turns, searched by the keyword side with a lower weight.
+    keyword_context: str = ""
 
 
 @frozen

@@ -48,10 +48,13 @@ class Matrix(Protocol):
 
 @frozen
 class IndexedMemory:
-    """A memory with the embedding it is searched by."""
+    """A memory with what it is searched by."""
 
     memory: Memory
-    vector: Any  # one row of a Matrix
+    #: One unit vector per embedded piece (a 2-D array); the memory scores its best piece.
+    vectors: Any
+    #: Neighbouring turns, for the keyword side (a second, lower-weighted field).
+    keyword_context: str = ""
 
 
 ChangeKind: TypeAlias = Literal["created", "unchanged", "appended", "replaced"]
@@ -77,6 +80,9 @@ class ConversationChange:
     added: tuple[IndexedMemory, ...]
     removed_memory_ids: tuple[str, ...]
     charge: TokenCharge | None = None
+    #: New keyword context for the memories of earlier messages, by message position
+    #: (an appended message is the "next turn" of the one before it).
+    context_updates: tuple[tuple[int, str], ...] = ()
 
 
 class ConversationStore(Protocol):
@@ -134,6 +140,8 @@ class Candidate:
     dense_rank: int | None
     #: 0-based rank on the keyword side, None if the keyword side did not return it.
     keyword_rank: int | None
+    #: The keyword side's relevance (bm25, higher is better), None if it did not return it.
+    keyword_score: float | None = None
 
 
 @frozen

@@ -256,7 +256,7 @@ class InMemoryIndex:
             self.vectors.pop(mid, None)
         for item in change.added:
             self.memories[item.memory.id] = item.memory
-            self.vectors[item.memory.id] = np.asarray(item.vector, dtype=np.float32)
+            self.vectors[item.memory.id] = np.atleast_2d(np.asarray(item.vectors, np.float32))
         for mid, old in list(self.memories.items()):
             if old.tenant_id == change.tenant_id and old.conversation_id == change.conversation_id:
                 new = old
@@ -270,7 +270,7 @@ class InMemoryIndex:
     async def search(self, query: IndexQuery) -> list[Candidate]:
         q = np.asarray(query.vector, dtype=np.float32)
         eligible = [m for m in self.memories.values() if query.filter.matches(m)]
-        sims = {m.id: float(self.vectors[m.id] @ q) for m in eligible}
+        sims = {m.id: float(np.max(self.vectors[m.id] @ q)) for m in eligible}
         dense = sorted(eligible, key=lambda m: (-sims[m.id], m.id))[: query.k]
         words = set(_WORD.findall(query.text.lower()))
         overlap = {m.id: len(words & set(_WORD.findall(m.text.lower()))) for m in eligible}
@@ -280,7 +280,13 @@ class InMemoryIndex:
         dense_rank = {m.id: i for i, m in enumerate(dense)}
         keyword_rank = {m.id: i for i, m in enumerate(keyword)}
         return [
-            Candidate(mid, sims[mid], dense_rank.get(mid), keyword_rank.get(mid))
+            Candidate(
+                mid,
+                sims[mid],
+                dense_rank.get(mid),
+                keyword_rank.get(mid),
+                float(overlap[mid]) if mid in keyword_rank else None,
+            )
             for mid in dict.fromkeys([*dense_rank, *keyword_rank])
         ]
 

@@ -74,7 +74,7 @@ async def test_an_answer_streams_start_annotations_text_then_finish(
     assert [a.title for a in annotations.items] == ["trip"]
     cited = annotations.items[0]
     assert cited.type == "conversation"
-    assert cited.content == "[2025-01-01] user: We are going to Lisbon in May"
+    assert cited.content == "[1 January 2025] user: We are going to Lisbon in May"
     assert cited.created_at == "2025-01-01T00:00:00Z"
     assert 0.4 < cited.similarity <= 1.0
     assert [e.text for e in events if isinstance(e, TextDelta)] == ["You are going ", "to Lisbon."]
@@ -205,7 +205,7 @@ async def test_the_query_is_the_last_user_message_and_system_messages_instruct(
     assert prompt[-1] == ChatTurn("user", "Where am I going?")
     assert prompt[0].role == "system"
     assert "Instructions from the application:\nAnswer in French." in prompt[0].content
-    assert "Today is 2025-01-01." in prompt[0].content
+    assert "Today is 1 January 2025." in prompt[0].content
 
 
 async def test_an_unknown_thread_or_another_tenants_is_not_found(

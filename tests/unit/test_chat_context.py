@@ -61,7 +61,7 @@ async def index_of(*memories: tuple[str, str, float]) -> InMemoryIndex:
             id=memory_id,
             tenant_id=TENANT,
             conversation_id=conversation,
-            text=f"[2024-01-01] user: memory {memory_id}",
+            text=f"[1 January 2024] user: memory {memory_id}",
             positions=(0,),
             said_at=datetime(2024, 1, 1, tzinfo=UTC),
             metadata={"url": f"https://notes.example/{conversation}"}
@@ -72,7 +72,7 @@ async def index_of(*memories: tuple[str, str, float]) -> InMemoryIndex:
             IndexChange(
                 tenant_id=TENANT,
                 conversation_id=conversation,
-                added=(IndexedMemory(memory=memory, vector=at(similarity)),),
+                added=(IndexedMemory(memory=memory, vectors=at(similarity)[None, :]),),
             )
         )
     return index
@@ -180,13 +180,13 @@ async def test_a_document_brings_up_to_three_of_its_memories_and_is_cited_once()
     [first, second] = reply.annotations
     assert (first.id, first.title, first.url) == ("a1", "A", "https://notes.example/A")
     assert first.content.splitlines() == [
-        "[2024-01-01] user: memory a1",
-        "[2024-01-01] user: memory a2",
-        "[2024-01-01] user: memory a3",
+        "[1 January 2024] user: memory a1",
+        "[1 January 2024] user: memory a2",
+        "[1 January 2024] user: memory a3",
     ]
-    assert (second.id, second.content, second.url) == ("b", "[2024-01-01] user: memory b", "")
+    assert (second.id, second.content, second.url) == ("b", "[1 January 2024] user: memory b", "")
     [_ async for _ in reply.events()]
-    assert "- [2024-01-01] user: memory a3" in model.prompts[-1][0].content
+    assert "- [1 January 2024] user: memory a3" in model.prompts[-1][0].content
     assert "memory a4" not in model.prompts[-1][0].content
     only_best = ChatPolicy(memories_per_document=1, rule=ContextRule(min_keep=2))
     assert [

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from memoryd.core.memories import MemoryPolicy, build_memories, split_text
+from memoryd.core.memories import (
+    MemoryPolicy,
+    build_memories,
+    context_updates,
+    embed_pieces,
+    parse_memory_text,
+    split_text,
+)
 from memoryd.core.model import ContentPart, Message, StoredMessage
 
 T = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
@@ -21,24 +28,70 @@ def test_memory_text_has_date_and_speaker() -> None:
     drafts = build_memories(
         stored(("user", "I went hiking", "Caroline")), start=0, policy=MemoryPolicy()
     )
-    assert drafts[0].text == "[2023-05-08] Caroline: I went hiking"
+    assert drafts[0].text == "[8 May 2023] Caroline: I went hiking"
     assert drafts[0].positions == (0,)
+    assert parse_memory_text(drafts[0].text) == ("Caroline", "I went hiking")
+    assert parse_memory_text("no speaker here") is None
 
 
-def test_embed_text_carries_previous_turn_but_positions_do_not() -> None:
-    msgs = stored(("user", "Did you go?", "Mel"), ("assistant", "Yes, last Tuesday!", "Caro"))
-    drafts = build_memories(msgs, start=1, policy=MemoryPolicy(context_before=1))
-    assert len(drafts) == 1
-    assert drafts[0].positions == (1,)
-    assert drafts[0].embed_text == "Mel: Did you go?\n[2023-05-08] Caro: Yes, last Tuesday!"
+def test_embedded_pieces_carry_the_speaker_but_not_the_date() -> None:
+    drafts = build_memories(
+        stored(("user", "I went hiking", "Caroline")), start=0, policy=MemoryPolicy()
+    )
+    assert drafts[0].embed_texts == ("Caroline: I went hiking",)
+
+
+def test_long_messages_are_embedded_in_sentence_pieces() -> None:
+    text = (
+        "I adopted a puppy from the shelter last weekend. "
+        "She is a beagle mix with very floppy ears and a loud bark. "
+        "Wow! "
+        "Tomorrow we start obedience classes at the big park right next to my office."
+    )
+    pieces = embed_pieces(text, 12)
+    assert pieces == [
+        "I adopted a puppy from the shelter last weekend. "
+        "She is a beagle mix with very floppy ears and a loud bark.",
+        "Tomorrow we start obedience classes at the big park right next to my office.",
+    ]
+    tail = "I adopted a puppy from the shelter last weekend and she is lovely. Yes indeed it is."
+    assert embed_pieces(tail, 12) == [tail]  # a short last sentence joins the piece before
+    assert embed_pieces("Short one. Another short.", 12) == ["Short one. Another short."]
+
+
+def test_keyword_context_is_the_neighbouring_turns_and_positions_stay_own() -> None:
+    msgs = stored(
+        ("user", "a", "A"),
+        ("assistant", "b", "B"),
+        ("user", "c", "A"),
+        ("assistant", "Did you go?", "Mel"),
+        ("user", "Yes, last Tuesday!", "Caro"),
+        ("assistant", "How was it?", "Mel"),
+    )
+    drafts = build_memories(msgs, start=4, policy=MemoryPolicy())
+    assert [d.positions for d in drafts] == [(4,), (5,)]
+    assert drafts[0].keyword_context == "B: b\nA: c\nMel: Did you go?\nMel: How was it?"
     assert "Did you go" not in drafts[0].text
+
+
+def test_appending_updates_the_previous_turns_following_context() -> None:
+    msgs = stored(
+        ("user", "Did you go?", "Mel"),
+        ("assistant", "Yes!", "Caro"),
+        ("user", "How was it?", "Mel"),
+    )
+    assert context_updates(msgs, start=2, policy=MemoryPolicy()) == [
+        (1, "Mel: Did you go?\nMel: How was it?")
+    ]
+    assert context_updates(msgs, start=2, policy=MemoryPolicy(context_after=0)) == []
 
 
 def test_role_is_the_speaker_without_a_name_and_system_is_skipped() -> None:
     drafts = build_memories(
         stored(("system", "be nice", None), ("user", "hi", None)), start=0, policy=MemoryPolicy()
     )
-    assert [d.text for d in drafts] == ["[2023-05-08] user: hi"]
+    assert [d.text for d in drafts] == ["[8 May 2023] user: hi"]
+    assert drafts[0].keyword_context == ""  # the system prompt is no context
 
 
 def test_long_messages_split_on_sentences_within_limit() -> None:

@@ -109,16 +109,33 @@ def test_scope_uses_key_tags_when_request_names_none() -> None:
     assert scope(limited, SearchRequest(q="x", container_tags=("a",))).container_tags == ("a",)
 
 
-def test_fusion_rewards_agreement_and_breaks_ties_by_similarity() -> None:
+def test_weighted_fusion_sums_min_max_normalised_scores() -> None:
+    a = Candidate("a", 0.9, 0, None)  # best cosine, no keyword match
+    b = Candidate("b", 0.7, 1, 0, keyword_score=12.0)  # best keyword match
+    c = Candidate("c", 0.5, 2, 1, keyword_score=6.0)
+    fused = {x.memory_id: s for x, s in fuse([a, b, c], FusionSettings())}
+    # dense: a 1.0, b 0.5, c 0.0; keyword: a 0.0, b 1.0, c 0.5
+    assert fused == {"b": 0.6 * 0.5 + 0.4 * 1.0, "a": 0.6, "c": 0.4 * 0.5}
+    assert [x.memory_id for x, _ in fuse([a, b, c], FusionSettings())] == ["b", "a", "c"]
+    dense_only = fuse([a, b, c], FusionSettings(keyword_weight=0.0))
+    assert [x.memory_id for x, _ in dense_only] == ["a", "b", "c"]
+
+
+def test_rrf_fusion_rewards_agreement_and_breaks_ties_by_similarity() -> None:
     both = Candidate("both", 0.5, 1, 1)
     dense_top = Candidate("dense", 0.9, 0, None)
     kw_top = Candidate("kw", 0.2, None, 0)
     tie = Candidate("tie", 0.95, None, 0)
-    order = [c.memory_id for c, _ in fuse([dense_top, kw_top, both, tie], FusionSettings())]
+    rrf = FusionSettings(method="rrf", dense_weight=1.0, keyword_weight=1.0)
+    order = [c.memory_id for c, _ in fuse([dense_top, kw_top, both, tie], rrf)]
     assert order[0] == "both"
     assert order.index("tie") < order.index("kw")
-    dense_only = fuse([dense_top, kw_top], FusionSettings(keyword_weight=0.0))
-    assert dense_only[0][0].memory_id == "dense"
+
+
+def test_fusion_of_equal_scores_and_of_nothing() -> None:
+    same = [Candidate("x", 0.5, 0, None), Candidate("y", 0.5, 1, None)]
+    assert [s for _, s in fuse(same, FusionSettings())] == [0.6, 0.6]
+    assert fuse([], FusionSettings()) == []
 
 
 def memory(mid: str, conv: str) -> Memory:

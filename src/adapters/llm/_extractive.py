@@ -15,12 +15,11 @@ boundary, and ends with an ellipsis when cut.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncGenerator, Sequence
-from datetime import date
 
 from attrs import define
 
+from memoryd.core.memories import parse_memory_text, spoken_date
 from memoryd.core.model import ScoredMemory
 from memoryd.core.ports import ChatTurn
 
@@ -29,22 +28,6 @@ CHARS_PER_TOKEN = 4
 HEADER = "Here is what I remember:"
 NOTHING = "I don't have any memories about that, so I cannot answer it from memory."
 
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-#: A memory's text as ``memoryd.core.memories.memory_text`` writes it: ``[2023-05-08] Name: text``.
-_MEMORY_TEXT = re.compile(r"\[(\d{4})-(\d{2})-(\d{2})\] ([^:\n]{1,80}): (.*)", re.DOTALL)
 _ROLES = {"user": "the user", "assistant": "the assistant"}
 
 
@@ -92,21 +75,12 @@ def answer_chunks(context: Sequence[ScoredMemory], *, max_chars: int, limit: int
 def quote(found: ScoredMemory) -> str:
     """One line of the answer: ``- On 8 May 2023, Caroline said: "..."``."""
     memory = found.memory
-    match = _MEMORY_TEXT.fullmatch(memory.text.strip())
-    if match:
-        year, month, day, who, text = match.groups()
-        try:
-            when = date(int(year), int(month), int(day))
-        except ValueError:
-            when = memory.said_at.date()
-        speaker = _ROLES.get(who.strip(), who.strip())
-        return f'- On {spoken_date(when)}, {speaker} said: "{_flat(text)}"'
-    return f'- On {spoken_date(memory.said_at.date())}: "{_flat(memory.text)}"'
-
-
-def spoken_date(day: date) -> str:
-    """``8 May 2023`` (English month names, whatever the locale)."""
-    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+    when = spoken_date(memory.said_at.date())
+    parsed = parse_memory_text(memory.text)
+    if parsed:
+        who, text = parsed
+        return f'- On {when}, {_ROLES.get(who, who)} said: "{_flat(text)}"'
+    return f'- On {when}: "{_flat(memory.text)}"'
 
 
 def _flat(text: str) -> str:

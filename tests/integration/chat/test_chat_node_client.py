@@ -95,7 +95,7 @@ async def test_processdatastream_reads_the_default_protocol(
     [annotation] = seen["annotations"]
     assert annotation["id"] == found["id"]
     assert annotation["similarity"] == found["similarity"]
-    assert annotation["content"] == f"[2024-03-02] Alice: {FACT}"
+    assert annotation["content"] == f"[2 March 2024] Alice: {FACT}"
     assert annotation["title"] == "trip"
     assert seen["finish"]["finishReason"] == "stop"
     assert seen["finish"]["usage"]["promptTokens"] > 0
@@ -118,5 +118,5 @@ async def test_ai_sdk_5_reads_the_ui_message_stream(
     assert seen["partTypes"] == ["data-annotations", "text"]
     [annotation] = seen["annotations"]
     assert annotation["id"] == found["id"]
-    assert annotation["content"] == f"[2024-03-02] Alice: {FACT}"
+    assert annotation["content"] == f"[2 March 2024] Alice: {FACT}"
     assert annotation["title"] == "trip"

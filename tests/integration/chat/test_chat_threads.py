@@ -30,7 +30,7 @@ async def test_a_chat_without_thread_id_makes_one_and_saves_the_exchange(
     ]
     [cited] = saved["messages"][1]["annotations"]
     assert cited["title"] == "trip"
-    assert cited["content"] == "[2024-03-02] Alice: We are going to Lisbon in May"
+    assert cited["content"] == "[2 March 2024] Alice: We are going to Lisbon in May"
     assert set(cited) == {
         "similarity",
         "id",

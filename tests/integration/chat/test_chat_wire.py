@@ -29,7 +29,7 @@ async def expected_annotation(client: Client, key: str) -> dict[str, Any]:
     return {
         "similarity": found["similarity"],
         "id": found["id"],
-        "content": f"[2024-03-02] Alice: {FACT}",
+        "content": f"[2 March 2024] Alice: {FACT}",
         "type": "conversation",
         "url": "",
         "title": "trip",

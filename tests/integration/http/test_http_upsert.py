@@ -157,7 +157,7 @@ async def test_timestamps_are_stored_filtered_and_shown(client: Client, make_key
     )
     results = (await response.json())["results"]
     assert [r["positions"] for r in results] == [[1]]
-    assert results[0]["memory"].startswith("[2023-06-01] Melanie:")
+    assert results[0]["memory"].startswith("[1 June 2023] Melanie:")
     response = await client.post(
         "/v4/search", json={"q": "lake kayak", "before": "2023-05-20"}, headers=auth(key)
     )

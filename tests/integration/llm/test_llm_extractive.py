@@ -35,8 +35,8 @@ async def answer(context: list[ScoredMemory], max_tokens: int = 256) -> list[str
 async def test_quotes_memories_with_dates_best_first() -> None:
     chunks = await answer(
         [
-            found("[2023-05-08] Caroline: I went to a LGBTQ support group yesterday.", MAY_8, 0.9),
-            found("[2023-06-27] user: My dog is\ncalled Rex.", JUNE_27, 0.5),
+            found("[8 May 2023] Caroline: I went to a LGBTQ support group yesterday.", MAY_8, 0.9),
+            found("[27 June 2023] user: My dog is\ncalled Rex.", JUNE_27, 0.5),
         ]
     )
     assert len(chunks) == 3  # streamed in a few pieces
@@ -53,7 +53,7 @@ async def test_text_in_another_shape_takes_the_date_it_was_said() -> None:
 
 
 async def test_the_same_memory_twice_is_quoted_once() -> None:
-    same = "[2023-05-08] Caroline: Hello."
+    same = "[8 May 2023] Caroline: Hello."
     chunks = await answer([found(same, MAY_8, 0.9), found(same, MAY_8, 0.8)])
     assert len(chunks) == 2
 
@@ -64,7 +64,7 @@ async def test_without_memories_it_says_so() -> None:
 
 
 async def test_max_tokens_cuts_the_answer_at_about_four_characters_a_token() -> None:
-    long = "[2023-05-08] Caroline: " + "word " * 200
+    long = "[8 May 2023] Caroline: " + "word " * 200
     text = "".join(await answer([found(long, MAY_8)], max_tokens=20))
     assert len(text) <= 20 * 4 + 1
     assert text.startswith("Here is what I remember:\n- On 8 May 2023, Caroline said:")

@@ -59,7 +59,9 @@ def memory(
     tags: tuple[str, ...] = (),
     metadata: Mapping[str, Scalar] | None = None,
     said_at: datetime = T0,
+    context: str = "",
 ) -> IndexedMemory:
+    """A memory with one vector, or with one per piece when ``vector`` is 2-D."""
     return IndexedMemory(
         memory=Memory(
             id=memory_id,
@@ -73,7 +75,8 @@ def memory(
             created_at=T0,
             updated_at=T0,
         ),
-        vector=vector,
+        vectors=np.atleast_2d(np.asarray(vector, np.float32)),
+        keyword_context=context,
     )
 
 

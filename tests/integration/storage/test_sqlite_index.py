@@ -80,7 +80,8 @@ def random_memories(count: int, seed: int, tenant: str = "acme") -> list[Indexed
                 f"c{i}",
                 f"{tenant}-m{i}",
                 " ".join(rng.sample(WORDS, 3)),
-                unit(nprng),
+                # Some memories have several pieces, one vector each.
+                np.stack([unit(nprng) for _ in range(rng.choice((1, 1, 1, 2, 3)))]),
                 tags=tags,
                 metadata=random_metadata(rng),
                 said_at=T0 + timedelta(days=rng.randint(0, 60), seconds=rng.randint(0, 86399)),
@@ -93,7 +94,9 @@ def brute_force(
     items: list[IndexedMemory], query: np.ndarray, memory_filter: MemoryFilter, k: int
 ) -> tuple[list[str], dict[str, float]]:
     passing = [i for i in items if memory_filter.matches(i.memory)]
-    scores = {i.memory.id: float(np.asarray(i.vector, np.float32) @ query) for i in passing}
+    scores = {
+        i.memory.id: float((np.asarray(i.vectors, np.float32) @ query).max()) for i in passing
+    }
     ranked = sorted(scores, key=lambda mid: -scores[mid])
     return ranked[:k], scores
 
@@ -172,7 +175,7 @@ async def test_candidates_carry_cosine_for_keyword_hits(backend: SqliteBackend) 
         memory("acme", "c3", "m3", "Retrievers love swimming", unit(rng)),
     ]
     await ingest(backend, items)
-    q = np.asarray(items[1].vector)
+    q = np.asarray(items[1].vectors[0])
 
     found = await backend.index.search(
         IndexQuery(MemoryFilter("acme"), vector=q, text='the retriever?! (AND) NOT "', k=1)
@@ -185,7 +188,7 @@ async def test_candidates_carry_cosine_for_keyword_hits(backend: SqliteBackend) 
     )
     assert len(keyword) == 1
     assert keyword[0].memory_id in {"m1", "m3"}  # porter: "retriever" matches "Retrievers"
-    expected = float(np.asarray(items[int(keyword[0].memory_id[1]) - 1].vector) @ q)
+    expected = float(np.asarray(items[int(keyword[0].memory_id[1]) - 1].vectors[0]) @ q)
     assert keyword[0].similarity == pytest.approx(expected, abs=1e-5)
 
 
@@ -260,11 +263,11 @@ async def test_keyword_side_respects_filter_and_tenant(backend: SqliteBackend) -
 async def test_tenant_isolation(backend: SqliteBackend) -> None:
     rng = np.random.default_rng(9)
     mine = memory("acme", "c1", "mine", "secret plans", unit(rng))
-    theirs = memory("globex", "c1", "theirs", "secret plans", mine.vector)
+    theirs = memory("globex", "c1", "theirs", "secret plans", mine.vectors)
     await ingest(backend, [mine, theirs])
 
     found = await backend.index.search(
-        IndexQuery(MemoryFilter("acme"), mine.vector, "secret plans", k=10)
+        IndexQuery(MemoryFilter("acme"), mine.vectors[0], "secret plans", k=10)
     )
 
     assert [c.memory_id for c in found] == ["mine"]
@@ -287,7 +290,7 @@ async def test_removed_memories_leave_vectors_and_keywords(backend: SqliteBacken
     assert backend.index.generation("acme") != generation
     for i in (1, 3):
         found = await backend.index.search(
-            IndexQuery(MemoryFilter("acme"), items[i].vector, f"unique phrase zebra{i}", k=10)
+            IndexQuery(MemoryFilter("acme"), items[i].vectors[0], f"unique phrase zebra{i}", k=10)
         )
         assert f"m{i}" not in {c.memory_id for c in found}
         keyword_only = await backend.index.search(

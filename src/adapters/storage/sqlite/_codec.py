@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from memoryd.core.model import (
     Annotation,
@@ -62,15 +63,27 @@ def metadata_json(metadata: Mapping[str, Scalar]) -> str:
     return dumps(dict(metadata))
 
 
-def vector_blob(vector: Any, dimension: int | None) -> bytes:
-    """The vector as float32 bytes, scaled to unit length (cosine is then a dot product)."""
-    v = np.asarray(vector, dtype=np.float32).reshape(-1)
-    if dimension is not None and v.shape[0] != dimension:
-        raise ValueError(f"expected a {dimension}-dimensional vector, got {v.shape[0]} dimensions")
-    norm = float(np.linalg.norm(v))
-    if norm > 0 and abs(norm - 1.0) > 1e-6:
-        v = v / np.float32(norm)
-    return v.astype(np.float32, copy=False).tobytes()
+def unit_rows(vectors: Any, dimension: int | None) -> npt.NDArray[np.float32]:
+    """One vector or a 2-D array of them, as float32 rows of unit length."""
+    rows = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+    if rows.ndim != 2 or rows.shape[0] == 0:
+        raise ValueError("expected at least one vector")
+    if dimension is not None and rows.shape[1] != dimension:
+        raise ValueError(
+            f"expected {dimension}-dimensional vectors, got {rows.shape[1]} dimensions"
+        )
+    norms = np.linalg.norm(rows, axis=1, keepdims=True).astype(np.float32)
+    if np.any(np.abs(norms - 1.0) > 1e-6):
+        rows = (rows / np.where(norms > 0, norms, np.float32(1.0))).astype(np.float32)
+    return np.ascontiguousarray(rows, dtype=np.float32)
+
+
+def vectors_blob(vectors: Any, dimension: int | None) -> bytes:
+    """A memory's vectors (one per embedded piece) as float32 bytes, row after row.
+
+    Rows are scaled to unit length, so cosine is a dot product.
+    """
+    return unit_rows(vectors, dimension).tobytes()
 
 
 # --- messages ------------------------------------------------------------------------------------

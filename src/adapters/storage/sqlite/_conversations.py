@@ -11,8 +11,8 @@ from attrs import define
 from memoryd.adapters.storage.sqlite import _codec as codec
 from memoryd.adapters.storage.sqlite._db import Database, transaction
 from memoryd.core.errors import QuotaExceeded
-from memoryd.core.model import Conversation, Memory
-from memoryd.core.ports import ConversationChange, TokenCharge
+from memoryd.core.model import Conversation
+from memoryd.core.ports import ConversationChange, IndexedMemory, TokenCharge
 
 T = TypeVar("T")
 
@@ -208,20 +208,23 @@ def _write_change(conn: sqlite3.Connection, change: ConversationChange, dim: int
         " WHERE conversation = ? AND (tags IS NOT ? OR metadata IS NOT ?)",
         (tags, metadata, updated, rowid, tags, metadata),
     )
+    # Appended turns are the following context of the turns before them.
+    conn.executemany(
+        "UPDATE memories SET context = ? WHERE conversation = ? AND positions = ?",
+        ((context, rowid, codec.dumps([position])) for position, context in change.context_updates),
+    )
     conn.executemany(
         "INSERT INTO memories (id, tenant_id, conversation, conversation_id, said_at_us, tags,"
-        " metadata, vector, positions, created_at, updated_at, text)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            _memory_row(rowid, item.memory, item.vector, tags=tags, metadata=metadata, dim=dim)
-            for item in change.added
-        ),
+        " metadata, vector, positions, created_at, updated_at, text, context)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (_memory_row(rowid, item, tags=tags, metadata=metadata, dim=dim) for item in change.added),
     )
 
 
 def _memory_row(
-    conversation: int, memory: Memory, vector: Any, *, tags: str, metadata: str, dim: int | None
+    conversation: int, item: IndexedMemory, *, tags: str, metadata: str, dim: int | None
 ) -> tuple[Any, ...]:
+    memory = item.memory
     return (
         memory.id,
         memory.tenant_id,
@@ -230,9 +233,10 @@ def _memory_row(
         codec.to_micros(memory.said_at),
         tags,
         metadata,
-        codec.vector_blob(vector, dim),
+        codec.vectors_blob(item.vectors, dim),
         codec.dumps(list(memory.positions)),
         codec.to_text(memory.created_at),
         codec.to_text(memory.updated_at),
         memory.text,
+        item.keyword_context,
     )

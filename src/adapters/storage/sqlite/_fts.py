@@ -53,36 +53,67 @@ def quote(text: str) -> str:
 
 
 def words_expression(words: Sequence[str]) -> str:
-    """``text : ("w1" OR "w2")``: the words, searched in the text column only."""
-    return "text : (" + " OR ".join(quote(w) for w in words) + ")"
+    """``{text context} : ("w1" OR "w2")``: the words, in the memory or its neighbours."""
+    return "{text context} : (" + " OR ".join(quote(w) for w in words) + ")"
+
+
+def scope_expression(tenant_id: str | None, tags: Sequence[str]) -> str:
+    """The FTS5 restriction to a tenant and to any of some tags ("" for none).
+
+    A tag is matched as a phrase of its tokens (``conv-26`` is ``conv 26``),
+    which can also match a longer tag holding the same tokens: the caller
+    checks the exact filter on the hits.
+    """
+    clauses = []
+    if tenant_id is not None:
+        clauses.append(f"tenant_id : {quote(tenant_id)}")
+    if tags:
+        clauses.append("tags : (" + " OR ".join(quote(t) for t in tags) + ")")
+    return " AND ".join(clauses)
+
+
+#: Below this many memories in scope, no word is too common to search.
+COMMON_FROM = 100
 
 
 class TermPlanner:
-    """Chooses which words of a query the keyword side may afford to rank.
+    """Chooses the words of a query worth ranking, within the searched scope.
 
-    bm25 scores every row an OR query matches, so a word found in a large
-    share of the rows (a speaker's name, a year) costs milliseconds per ten
-    thousand rows while adding almost nothing to the ranking (its IDF is near
-    zero). Words are taken rarest first while the rows they match add up to
-    at most ``budget``; a word's count is read with a capped scan (cheap: no
-    scoring) and cached until the number of memories moves by a quarter.
+    Two kinds of words are left out:
+
+    - words found in more than half of the scope's memories (a speaker's
+      name in a conversation, "day" in a diary): FTS5's bm25 statistics are
+      table-wide, so such a word can look rare while saying nothing about
+      this scope. Scopes under ``COMMON_FROM`` memories keep every word.
+    - the commonest words past ``budget`` matched rows: bm25 scores every row
+      an OR query matches (~1-2 us each), so a query is capped in cost.
+
+    A word's count is read with a capped scan (cheap: no scoring) and cached
+    per scope until the scope's size moves by a quarter.
     """
 
     def __init__(self, budget: int = KEYWORD_BUDGET, cache_size: int = 50_000) -> None:
         self.budget = budget
         self.cache_size = cache_size
-        self._counts: dict[str, tuple[int, int]] = {}
+        self._counts: dict[tuple[str, str], tuple[int, int]] = {}
         self._lock = threading.Lock()
 
-    def choose(self, conn: sqlite3.Connection, words: Sequence[str], total: int) -> list[str]:
-        """The affordable words, rarest first."""
-        if total <= self.budget:
+    def choose(
+        self, conn: sqlite3.Connection, words: Sequence[str], scope: str, size: int
+    ) -> list[str]:
+        """The words to rank, rarest first (none, if every word is too common)."""
+        judge = size >= COMMON_FROM
+        if not judge and size <= self.budget:
             return list(words)
-        counted = sorted(((self._count(conn, w, total), w) for w in words), key=lambda x: x[0])
+        # A count reaching the cap is over the budget, or over half the scope.
+        cap = (min(self.budget, size // 2) if judge else self.budget) + 1
+        counted = sorted(
+            ((self._count(conn, w, scope, size, cap), w) for w in words), key=lambda x: x[0]
+        )
         chosen: list[str] = []
         spent = 0
         for count, word in counted:
-            if count == 0:
+            if count == 0 or (judge and count > size // 2):
                 continue
             if spent + count > self.budget:
                 break
@@ -90,62 +121,69 @@ class TermPlanner:
             chosen.append(word)
         return chosen
 
-    def _count(self, conn: sqlite3.Connection, word: str, total: int) -> int:
+    def _count(self, conn: sqlite3.Connection, word: str, scope: str, size: int, cap: int) -> int:
+        key = (scope, word)
         with self._lock:
-            cached = self._counts.get(word)
-        if cached is not None and 0.8 * cached[1] <= total <= 1.25 * cached[1]:
+            cached = self._counts.get(key)
+        if cached is not None and 0.8 * cached[1] <= size <= 1.25 * cached[1]:
             return cached[0]
+        expression = (
+            f"{scope} AND {words_expression([word])}" if scope else words_expression([word])
+        )
         (count,) = conn.execute(
             "SELECT count(*) FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ? LIMIT ?)",
-            (words_expression([word]), self.budget + 1),
+            (expression, cap),
         ).fetchone()
         with self._lock:
             if len(self._counts) >= self.cache_size:
                 self._counts.clear()
-            self._counts[word] = (int(count), total)
+            self._counts[key] = (int(count), size)
         return int(count)
 
 
 def keyword_hits(
     conn: sqlite3.Connection,
     text: str,
-    tenant_id: str,
-    limit: int,
     *,
+    tenant_id: str,
+    tags: Sequence[str],
+    limit: int,
     planner: TermPlanner,
-    total: int,
-    share: float,
-) -> list[str]:
-    """Memory ids of the tenant's best keyword matches (bm25), best first.
+    covered: int,
+) -> list[tuple[str, float]]:
+    """``(memory id, relevance)`` of the best keyword matches, best first.
 
-    ``total`` is how many memories the file holds and ``share`` the tenant's
-    part of them. A tenant holding most rows is filtered after ranking (its
-    rows are most of the matches anyway, and restricting the MATCH would walk
-    its whole token list); a smaller one is restricted inside the MATCH so
-    that other tenants' rows cannot crowd it out.
+    Relevance is bm25 with the sign turned (higher is better). ``tags``
+    restrict the MATCH when given (a scope much smaller than the tenant),
+    else the tenant does, unless it is ``""`` (a tenant holding most rows:
+    restricting would walk its whole token list; the caller filters after).
+    ``covered`` is how many memories the restriction covers.
     """
-    words = planner.choose(conn, terms(text), total) if limit > 0 else []
-    if not words:
+    words = terms(text)
+    if not words or limit <= 0:
         return []
-    restrict = share < 0.5
-    expression = words_expression(words)
-    if restrict:
-        expression = f"tenant_id : {quote(tenant_id)} AND {expression}"
+    scope = scope_expression(tenant_id or None, tags)
     try:
-        rows = conn.execute(
-            "SELECT m.id, m.tenant_id FROM memories_fts f JOIN memories m ON m.rowid = f.rowid"
-            " WHERE memories_fts MATCH ? ORDER BY f.rank LIMIT ?",
-            # Unrestricted, other tenants' rows take their share of the ranking.
-            (expression, limit if restrict else int(limit / max(share, 0.5)) + 16),
-        ).fetchall()
+        chosen = planner.choose(conn, words, scope, covered)
+        if not chosen:
+            return []
+        expression = (
+            f"{scope} AND {words_expression(chosen)}" if scope else words_expression(chosen)
+        )
+        rows = conn.execute(_RANKED, (expression, limit)).fetchall()
     except sqlite3.OperationalError as e:
-        # A tenant id that tokenises to nothing makes its column filter an
-        # empty phrase: rank without it and filter the tenant after.
-        if not restrict or "fts5" not in str(e).lower():
+        # A tenant id or tag that tokenises to nothing makes its filter an empty
+        # phrase: rank without the restriction (the caller filters after).
+        if not scope or "fts5" not in str(e).lower():
             raise
-        rows = conn.execute(
-            "SELECT m.id, m.tenant_id FROM memories_fts f JOIN memories m ON m.rowid = f.rowid"
-            " WHERE memories_fts MATCH ? AND m.tenant_id = ? ORDER BY f.rank LIMIT ?",
-            (words_expression(words), tenant_id, limit),
-        ).fetchall()
-    return [mid for mid, tenant in rows if tenant == tenant_id][:limit]
+        chosen = planner.choose(conn, words, "", covered)
+        if not chosen:
+            return []
+        rows = conn.execute(_RANKED, (words_expression(chosen), limit)).fetchall()
+    return [(mid, -float(rank)) for mid, rank in rows]
+
+
+_RANKED = (
+    "SELECT m.id, f.rank FROM memories_fts f JOIN memories m ON m.rowid = f.rowid"
+    " WHERE memories_fts MATCH ? ORDER BY f.rank LIMIT ?"
+)

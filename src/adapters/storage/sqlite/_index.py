@@ -22,7 +22,7 @@ from memoryd.adapters.storage.sqlite import _codec as codec
 from memoryd.adapters.storage.sqlite._conversations import chunks, marks
 from memoryd.adapters.storage.sqlite._db import Database
 from memoryd.adapters.storage.sqlite._fts import KEYWORD_BUDGET, TermPlanner, keyword_hits
-from memoryd.adapters.storage.sqlite._scan import F32, as_query, pin_blas_threads
+from memoryd.adapters.storage.sqlite._scan import F32, Idx, as_query, pin_blas_threads
 from memoryd.adapters.storage.sqlite._tenant import (
     BITS_FROM,
     COARSE_MIN,
@@ -94,10 +94,12 @@ class SqliteMemoryIndex:
         tenants: dict[str, TenantIndex] = {}
         conn.execute("BEGIN")
         try:
-            for tenant_id, count in conn.execute(
-                "SELECT tenant_id, count(*) FROM memories GROUP BY tenant_id"
+            # One row per embedded piece: a memory's blob holds its pieces' vectors.
+            for tenant_id, size in conn.execute(
+                "SELECT tenant_id, sum(length(vector)) FROM memories GROUP BY tenant_id"
             ):
-                tenants[tenant_id] = self._new_tenant(capacity=_next_power_of_two(count))
+                pieces = int(size) // (4 * self.dimension)
+                tenants[tenant_id] = self._new_tenant(capacity=_next_power_of_two(pieces))
             loader = _Loader(tenants, self.dimension, str(self.db.path))
             cursor = conn.execute(
                 "SELECT tenant_id, id, conversation_id, said_at_us, tags, metadata, vector"
@@ -168,13 +170,12 @@ class SqliteMemoryIndex:
         with tenant.lock:
             for memory_id in change.removed_memory_ids:
                 tenant.remove(memory_id)
-            tenant.reserve(len(change.added))
             for item in change.added:
                 memory = item.memory
                 tenant.add(
                     memory_id=memory.id,
                     conversation_id=memory.conversation_id,
-                    vector=as_query(item.vector, self.dimension),
+                    vectors=codec.unit_rows(item.vectors, self.dimension),
                     said_at_us=codec.to_micros(memory.said_at),
                     tags=memory.container_tags,
                     metadata=memory.metadata,
@@ -192,52 +193,80 @@ class SqliteMemoryIndex:
         if tenant is None or query.k <= 0:
             return []
         q = as_query(query.vector, self.dimension)
-        keywords: Future[list[str]] | None = None
+        rows, version = await self._run(self._candidates, tenant, query)
+        keywords: Future[list[tuple[str, float]]] | None = None
         if query.text.strip():
-            # Other tenants' rows never reach us; extra rows make up for those the
-            # filter drops or that are committed but not yet applied.
-            limit = query.k * (3 if query.filter.is_restrictive else 1) + 16
-            tenant_id, text = query.filter.tenant_id, query.text
-            total = self.total()
-            share = tenant.n / total if total else 1.0
-            keywords = self.db.submit_read(
-                lambda conn: keyword_hits(
-                    conn, text, tenant_id, limit, planner=self.planner, total=total, share=share
-                )
-            )
+            keywords = self._keyword_search(tenant, query, rows)
         try:
-            return await self._run(self._search, tenant, q, query, keywords)
+            return await self._run(self._search, tenant, q, query, (rows, version), keywords)
         finally:
             if keywords is not None and not keywords.done():
                 keywords.cancel()
+
+    @staticmethod
+    def _candidates(tenant: TenantIndex, query: IndexQuery) -> tuple[Idx | None, int]:
+        """The rows passing the filter, and the tenant's version they hold for."""
+        with tenant.lock:
+            return tenant.candidates(query.filter), tenant.version
+
+    def _keyword_search(
+        self, tenant: TenantIndex, query: IndexQuery, rows: Idx | None
+    ) -> Future[list[tuple[str, float]]]:
+        """Start the keyword side on a reader thread, restricted inside FTS5 where it pays.
+
+        The MATCH is restricted to the filter's tags when they hold under half
+        of the tenant, else to the tenant when it holds under half of the
+        file; rows outside the filter are dropped afterwards, so more are
+        asked for when the restriction is looser than the filter.
+        """
+        memories = max(tenant.memories, 1)
+        share = 1.0 if rows is None else len(rows) / max(tenant.n, 1)
+        in_scope = max(1, round(memories * share))
+        total = max(self.total(), 1)
+        tags = query.filter.container_tags if share < 0.5 else ()
+        tenant_id = query.filter.tenant_id if memories / total < 0.5 else ""
+        covered = in_scope if tags else (memories if tenant_id else total)
+        loose = covered / in_scope
+        limit = int(query.k * min(loose, 8.0)) + 16
+        text = query.text
+        return self.db.submit_read(
+            lambda conn: keyword_hits(
+                conn,
+                text,
+                tenant_id=tenant_id,
+                tags=tags,
+                limit=limit,
+                planner=self.planner,
+                covered=covered,
+            )
+        )
 
     def _search(
         self,
         tenant: TenantIndex,
         q: F32,
         query: IndexQuery,
-        keywords: Future[list[str]] | None,
+        passing: tuple[Idx | None, int],
+        keywords: Future[list[tuple[str, float]]] | None,
     ) -> list[Candidate]:
+        rows, version = passing
         with tenant.lock:
-            rows = tenant.candidates(query.filter)
-            slots, sims = tenant.dense(q, query.k, rows, self._helper)
-            dense_ids = [tenant.ids[s] for s in slots]
+            if tenant.version != version:  # changed since the filter ran: run it again
+                rows = tenant.candidates(query.filter)
+            dense_ids, similarity = self._dense(tenant, q, query.k, rows)
         found = keywords.result() if keywords is not None else []
         dense_rank = {mid: i for i, mid in enumerate(dense_ids)}
-        similarity = dict(zip(dense_ids, sims, strict=True))
-        keyword_ids: list[str] = []
+        keyword_score: dict[str, float] = {}
         if found:
             with tenant.lock:
-                hits = [(mid, tenant.slots[mid]) for mid in found if mid in tenant.slots]
-                ok = tenant.passing([slot for _, slot in hits], query.filter)
-                hits = [hit for hit, passed in zip(hits, ok, strict=True) if passed][: query.k]
-                missing = [(mid, slot) for mid, slot in hits if mid not in similarity]
-                for (mid, _), sim in zip(
-                    missing, tenant.similarities([s for _, s in missing], q), strict=True
-                ):
-                    similarity[mid] = sim
-            keyword_ids = [mid for mid, _ in hits]
-        keyword_rank = {mid: i for i, mid in enumerate(keyword_ids)}
+                hits = [(mid, score) for mid, score in found if mid in tenant.rows]
+                ok = tenant.passing([tenant.rows[mid][0] for mid, _ in hits], query.filter)
+                for (mid, score), passed in zip(hits, ok, strict=True):
+                    if passed and len(keyword_score) < query.k:
+                        keyword_score[mid] = score
+                        if mid not in similarity:
+                            similarity[mid] = tenant.similarity(mid, q)
+        keyword_rank = {mid: i for i, mid in enumerate(keyword_score)}
         return [
             Candidate(
                 memory_id=mid,
@@ -245,9 +274,30 @@ class SqliteMemoryIndex:
                 similarity=min(1.0, max(-1.0, float(similarity[mid]))),
                 dense_rank=dense_rank.get(mid),
                 keyword_rank=keyword_rank.get(mid),
+                keyword_score=keyword_score.get(mid),
             )
-            for mid in dict.fromkeys([*dense_ids, *keyword_ids])
+            for mid in dict.fromkeys([*dense_ids, *keyword_score])
         ]
+
+    def _dense(
+        self, tenant: TenantIndex, q: F32, k: int, rows: Idx | None
+    ) -> tuple[list[str], dict[str, float]]:
+        """The ``k`` best memories by their best row, with their cosine.
+
+        Rows are asked for until ``k`` distinct memories are among them (a
+        memory with several pieces may fill several of the top rows).
+        """
+        available = tenant.n if rows is None else len(rows)
+        want = k + k // 2
+        while True:
+            slots, sims = tenant.dense(q, min(want, available), rows, self._helper)
+            best: dict[str, float] = {}
+            for slot, sim in zip(slots, sims, strict=True):
+                best.setdefault(tenant.ids[slot], sim)
+            if len(best) >= k or want >= available:
+                ids = list(best)[:k]
+                return ids, {mid: best[mid] for mid in ids}
+            want *= 2
 
     async def fetch(self, tenant_id: str, memory_ids: Sequence[str]) -> list[Memory]:
         """The tenant's memories with these ids, in the given order (missing ones left out)."""
@@ -286,12 +336,12 @@ class SqliteMemoryIndex:
     def total(self) -> int:
         """How many memories are searchable, all tenants together."""
         with self._lock:
-            return sum(t.n for t in self._tenants.values())
+            return sum(t.memories for t in self._tenants.values())
 
     def size(self, tenant_id: str) -> int:
         """How many memories of the tenant are searchable."""
         tenant = self._tenant(tenant_id, create=False)
-        return tenant.n if tenant is not None else 0
+        return tenant.memories if tenant is not None else 0
 
 
 #: Rows read from the file per batch while rebuilding (a few MiB of vectors).
@@ -314,28 +364,33 @@ class _Loader:
         for tenant_id, mine in by_tenant.items():
             tenant = self.tenants[tenant_id]
             known = self.groups[tenant_id]
-            groups = []
-            for _, mid, _, _, tags, metadata, blob in mine:
-                if len(blob) != self.width:
+            ids: list[str] = []
+            conversations: list[str] = []
+            said_at: list[int] = []
+            groups: list[int] = []
+            for _, mid, conversation, said, tags, metadata, blob in mine:
+                if not blob or len(blob) % self.width:
                     raise ConfigurationError(
-                        f"Memory {mid} in {self.path} has a {len(blob) // 4}-dimensional "
-                        f"vector, not {self.width // 4}: the file is inconsistent. Restore it "
-                        "from a backup or set data_dir to a new directory.",
+                        f"Memory {mid} in {self.path} has vectors of {len(blob)} bytes, not "
+                        f"a multiple of {self.width} ({self.width // 4} dimensions): the file "
+                        "is inconsistent. Restore it from a backup or set data_dir to a new "
+                        "directory.",
                     )
+                pieces = len(blob) // self.width
                 group = known.get((tags, metadata))
                 if group is None:
-                    group = tenant.groups.acquire(codec.loads(tags), codec.loads(metadata))
+                    group = tenant.groups.acquire(
+                        codec.loads(tags), codec.loads(metadata), count=pieces
+                    )
                     known[(tags, metadata)] = group
                 else:
-                    tenant.groups.acquire_group(group)
-                groups.append(group)
-            tenant.load(
-                [r[1] for r in mine],
-                [r[2] for r in mine],
-                b"".join(r[6] for r in mine),
-                [r[3] for r in mine],
-                groups,
-            )
+                    tenant.groups.acquire_group(group, count=pieces)
+                ids.extend([mid] * pieces)
+                conversations.extend([conversation] * pieces)
+                said_at.extend([said] * pieces)
+                groups.extend([group] * pieces)
+            tenant.reserve(len(ids))
+            tenant.load(ids, conversations, b"".join(r[6] for r in mine), said_at, groups)
 
 
 def _next_power_of_two(n: int) -> int:

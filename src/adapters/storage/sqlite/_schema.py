@@ -131,8 +131,45 @@ CREATE TABLE thread_messages (
 ) WITHOUT ROWID;
 """
 
+# Version 2: the keyword side also searches a memory's neighbouring turns
+# (``context``, weight 0.35: they say what a short turn is about, but are not
+# the turn) and can be restricted to container tags inside the MATCH (``tags``,
+# weight 0, like ``tenant_id``). FTS5 cannot add columns, so the index is
+# made anew and rebuilt from ``memories``. Memories written before have an
+# empty context; their vectors (one per memory) are the one-piece case of
+# the blob, which now holds one vector per embedded piece.
+_V2 = """
+ALTER TABLE memories ADD COLUMN context TEXT NOT NULL DEFAULT '';
+DROP TRIGGER memories_fts_insert;
+DROP TRIGGER memories_fts_delete;
+DROP TRIGGER memories_fts_update;
+DROP TABLE memories_fts;
+CREATE VIRTUAL TABLE memories_fts USING fts5 (
+    text, context, tags, tenant_id,
+    content = 'memories', content_rowid = 'rowid',
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+INSERT INTO memories_fts (memories_fts, rank) VALUES ('rank', 'bm25(1.0, 0.35, 0.0, 0.0)');
+INSERT INTO memories_fts (memories_fts) VALUES ('rebuild');
+CREATE TRIGGER memories_fts_insert AFTER INSERT ON memories BEGIN
+    INSERT INTO memories_fts (rowid, text, context, tags, tenant_id)
+    VALUES (new.rowid, new.text, new.context, new.tags, new.tenant_id);
+END;
+CREATE TRIGGER memories_fts_delete AFTER DELETE ON memories BEGIN
+    INSERT INTO memories_fts (memories_fts, rowid, text, context, tags, tenant_id)
+    VALUES ('delete', old.rowid, old.text, old.context, old.tags, old.tenant_id);
+END;
+CREATE TRIGGER memories_fts_update AFTER UPDATE OF text, context, tags, tenant_id ON memories
+BEGIN
+    INSERT INTO memories_fts (memories_fts, rowid, text, context, tags, tenant_id)
+    VALUES ('delete', old.rowid, old.text, old.context, old.tags, old.tenant_id);
+    INSERT INTO memories_fts (rowid, text, context, tags, tenant_id)
+    VALUES (new.rowid, new.text, new.context, new.tags, new.tenant_id);
+END;
+"""
+
 #: Every migration, in order. ``user_version`` is how many have run.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,7 +1,9 @@
 """One tenant's in-memory search state: vectors, codes, said_at, groups, id maps.
 
-Slots ``0..n-1`` are always the live memories: a delete moves the last row
-into the hole, so a scan never meets a dead row and needs no alive mask.
+A memory has one row per embedded piece of its text (most have one); it
+scores the best of its rows. Slots ``0..n-1`` are always the live rows: a
+delete moves the last row into the hole, so a scan never meets a dead row
+and needs no alive mask.
 Capacity doubles with ``np.empty``, so capacity not yet written costs
 address space, not RSS.
 
@@ -92,14 +94,21 @@ class TenantIndex:
         self.said_at = np.empty(capacity, np.int64)
         self.group = np.empty(capacity, np.int32)
         self.conversation = np.empty(capacity, np.int32)
+        #: The memory id of each row.
         self.ids: list[str] = []
-        self.slots: dict[str, int] = {}
+        #: The rows of each memory.
+        self.rows: dict[str, list[int]] = {}
         self.groups = Groups()
         self._conversations: dict[str, int] = {}
 
     @property
     def capacity(self) -> int:
         return int(self.vectors.shape[0])
+
+    @property
+    def memories(self) -> int:
+        """How many memories (not rows) are searchable."""
+        return len(self.rows)
 
     # --- changes ---------------------------------------------------------------------------------
 
@@ -137,57 +146,54 @@ class TenantIndex:
         *,
         memory_id: str,
         conversation_id: str,
-        vector: F32 | memoryview | bytes,
+        vectors: F32,
         said_at_us: int,
         tags: Sequence[str],
         metadata: Mapping[str, Scalar],
     ) -> None:
-        """Add a memory (or overwrite it, if the id is already here). Call reserve first."""
-        slot = self.slots.get(memory_id)
-        group = self.groups.acquire(tags, metadata)
-        if slot is None:
-            if self.n == self.capacity:
-                self.reserve(1)
-            slot = self.n
-            self.n += 1
-            self.ids.append(memory_id)
-            self.slots[memory_id] = slot
-        else:
-            self.groups.release(int(self.group[slot]))
-        row = self.vectors[slot]
-        row[:] = (
-            np.frombuffer(vector, np.float32) if isinstance(vector, bytes | memoryview) else vector
-        )
-        self.said_at[slot] = said_at_us
-        self.group[slot] = group
-        self.conversation[slot] = self._conversation(conversation_id)
+        """Add a memory with one row per vector (replacing it, if the id is already here)."""
+        self.remove(memory_id)
+        count = len(vectors)
+        self.reserve(count)
+        start, stop = self.n, self.n + count
+        group = self.groups.acquire(tags, metadata, count=count)
+        self.vectors[start:stop] = vectors
+        self.said_at[start:stop] = said_at_us
+        self.group[start:stop] = group
+        self.conversation[start:stop] = self._conversation(conversation_id)
+        self.ids.extend([memory_id] * count)
+        self.rows[memory_id] = list(range(start, stop))
+        self.n = stop
         if self.codes is not None and self.quantiser is not None:
-            self.quantiser.encode(self.vectors[slot : slot + 1], self.codes[slot : slot + 1])
+            self.quantiser.encode(self.vectors[start:stop], self.codes[start:stop])
         if self.bits is not None:
-            self.bits[:, slot] = sign_bits(self.vectors[slot : slot + 1])[0]
+            self.bits[:, start:stop] = sign_bits(self.vectors[start:stop]).T
         self.version += 1
 
     def remove(self, memory_id: str) -> bool:
-        """Remove a memory; the last row moves into its slot."""
-        slot = self.slots.pop(memory_id, None)
-        if slot is None:
+        """Remove a memory's rows; the last rows move into their slots."""
+        rows = self.rows.pop(memory_id, None)
+        if rows is None:
             return False
-        self.groups.release(int(self.group[slot]))
-        last = self.n - 1
-        if slot != last:
-            moved = self.ids[last]
-            self.vectors[slot] = self.vectors[last]
-            if self.codes is not None:
-                self.codes[slot] = self.codes[last]
-            if self.bits is not None:
-                self.bits[:, slot] = self.bits[:, last]
-            self.said_at[slot] = self.said_at[last]
-            self.group[slot] = self.group[last]
-            self.conversation[slot] = self.conversation[last]
-            self.ids[slot] = moved
-            self.slots[moved] = slot
-        self.ids.pop()
-        self.n = last
+        # Highest first: a row of this memory never moves into a hole of its own.
+        for slot in sorted(rows, reverse=True):
+            self.groups.release(int(self.group[slot]))
+            last = self.n - 1
+            if slot != last:
+                moved = self.ids[last]
+                self.vectors[slot] = self.vectors[last]
+                if self.codes is not None:
+                    self.codes[slot] = self.codes[last]
+                if self.bits is not None:
+                    self.bits[:, slot] = self.bits[:, last]
+                self.said_at[slot] = self.said_at[last]
+                self.group[slot] = self.group[last]
+                self.conversation[slot] = self.conversation[last]
+                self.ids[slot] = moved
+                others = self.rows[moved]
+                others[others.index(last)] = slot
+            self.ids.pop()
+            self.n = last
         self.version += 1
         return True
 
@@ -229,7 +235,8 @@ class TenantIndex:
     ) -> None:
         """Append rows read from the file (rebuild): ``vectors`` is their float32 bytes.
 
-        The groups are already acquired. Call reserve first.
+        A memory with several pieces appears once per row. The groups are
+        already acquired (once per row). Call reserve first.
         """
         start, count = self.n, len(memory_ids)
         stop = start + count
@@ -238,7 +245,8 @@ class TenantIndex:
         self.group[start:stop] = groups
         self.conversation[start:stop] = [self._conversation(c) for c in conversation_ids]
         self.ids.extend(memory_ids)
-        self.slots.update(zip(memory_ids, range(start, stop), strict=True))
+        for slot, memory_id in enumerate(memory_ids, start):
+            self.rows.setdefault(memory_id, []).append(slot)
         self.n = stop
         self.version += 1
 
@@ -336,12 +344,10 @@ class TenantIndex:
         best = top(exact, k)
         return chosen[best].tolist(), exact[best].tolist()
 
-    def similarities(self, slots: Sequence[int], q: F32) -> list[float]:
-        """Exact cosine of the given slots."""
-        if not slots:
-            return []
-        scores: F32 = self.vectors[np.asarray(slots, np.intp)] @ q
-        return [float(s) for s in scores.tolist()]
+    def similarity(self, memory_id: str, q: F32) -> float:
+        """A memory's exact cosine: the best of its rows."""
+        scores: F32 = self.vectors[np.asarray(self.rows[memory_id], np.intp)] @ q
+        return float(scores.max())
 
 
 def _micros(value: datetime) -> int:
