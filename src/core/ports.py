@@ -127,6 +127,17 @@ class IndexQuery:
     text: str
     #: How many candidates each side returns.
     k: int
+    #: The keyword side's result, if the caller already ran it (``keyword_search``);
+    #: None: the index runs it on ``text``.
+    keyword_hits: tuple[KeywordHit, ...] | None = None
+
+
+@frozen
+class KeywordHit:
+    """A memory the keyword side found, with its relevance (higher is better)."""
+
+    memory_id: str
+    score: float
 
 
 @frozen
@@ -162,6 +173,15 @@ class MemoryIndex(Protocol):
 
     async def apply(self, change: IndexChange) -> None:
         """Make the change searchable (called after the store committed it)."""
+        ...
+
+    async def keyword_search(
+        self, memory_filter: MemoryFilter, text: str, k: int
+    ) -> tuple[KeywordHit, ...]:
+        """The keyword side alone: up to ``k`` hits that pass the filter, best first.
+
+        It needs no query vector, so a caller may run it while the query is embedded.
+        """
         ...
 
     async def search(self, query: IndexQuery) -> list[Candidate]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -13,7 +14,14 @@ from attrs import define, field, frozen
 from memoryd.core.errors import Forbidden
 from memoryd.core.filters import Condition, MemoryFilter
 from memoryd.core.model import Caller, ScoredMemory
-from memoryd.core.ports import Candidate, Embedder, IndexQuery, MemoryIndex, Reranker
+from memoryd.core.ports import (
+    Candidate,
+    Embedder,
+    IndexQuery,
+    KeywordHit,
+    MemoryIndex,
+    Reranker,
+)
 
 
 @frozen
@@ -173,14 +181,22 @@ class SearchService:
     async def _search(
         self, memory_filter: MemoryFilter, request: SearchRequest
     ) -> list[ScoredMemory]:
-        vector = await self.embedder.embed_query(request.q)
+        k = max(self.fusion.candidates, request.limit)
+        hits: tuple[KeywordHit, ...] = ()
+        if self.fusion.keyword_weight > 0:
+            # The keyword side needs no vector: it runs while the query is embedded.
+            keyword = asyncio.ensure_future(self.index.keyword_search(memory_filter, request.q, k))
+            try:
+                vector = await self.embedder.embed_query(request.q)
+                hits = await keyword
+            finally:
+                if not keyword.done():
+                    keyword.cancel()
+                    await asyncio.gather(keyword, return_exceptions=True)
+        else:
+            vector = await self.embedder.embed_query(request.q)
         candidates = await self.index.search(
-            IndexQuery(
-                filter=memory_filter,
-                vector=vector,
-                text=request.q if self.fusion.keyword_weight > 0 else "",
-                k=max(self.fusion.candidates, request.limit),
-            )
+            IndexQuery(filter=memory_filter, vector=vector, text=request.q, k=k, keyword_hits=hits)
         )
         ranked = [
             (c, score)

@@ -15,6 +15,7 @@ import numpy as np
 from attrs import define, field
 
 from memoryd.core.errors import ModelUnavailable, QuotaExceeded, StoreUnavailable
+from memoryd.core.filters import MemoryFilter
 from memoryd.core.model import (
     ApiKey,
     Conversation,
@@ -23,7 +24,14 @@ from memoryd.core.model import (
     Thread,
     ThreadMessage,
 )
-from memoryd.core.ports import Candidate, ChatTurn, ConversationChange, IndexChange, IndexQuery
+from memoryd.core.ports import (
+    Candidate,
+    ChatTurn,
+    ConversationChange,
+    IndexChange,
+    IndexQuery,
+    KeywordHit,
+)
 
 _WORD = re.compile(r"\w+")
 
@@ -267,26 +275,34 @@ class InMemoryIndex:
                 self.memories[mid] = new
         self.generations[change.tenant_id] = self.generations.get(change.tenant_id, 0) + 1
 
+    async def keyword_search(
+        self, memory_filter: MemoryFilter, text: str, k: int
+    ) -> tuple[KeywordHit, ...]:
+        """Memories sharing words with ``text``, most shared words first."""
+        words = set(_WORD.findall(text.lower()))
+        overlap = {
+            m.id: len(words & set(_WORD.findall(m.text.lower())))
+            for m in self.memories.values()
+            if memory_filter.matches(m)
+        }
+        ranked = sorted(
+            (mid for mid, n in overlap.items() if n > 0), key=lambda x: (-overlap[x], x)
+        )
+        return tuple(KeywordHit(mid, float(overlap[mid])) for mid in ranked[:k])
+
     async def search(self, query: IndexQuery) -> list[Candidate]:
         q = np.asarray(query.vector, dtype=np.float32)
         eligible = [m for m in self.memories.values() if query.filter.matches(m)]
         sims = {m.id: float(np.max(self.vectors[m.id] @ q)) for m in eligible}
         dense = sorted(eligible, key=lambda m: (-sims[m.id], m.id))[: query.k]
-        words = set(_WORD.findall(query.text.lower()))
-        overlap = {m.id: len(words & set(_WORD.findall(m.text.lower()))) for m in eligible}
-        keyword = sorted(
-            (m for m in eligible if overlap[m.id] > 0), key=lambda m: (-overlap[m.id], m.id)
-        )[: query.k]
+        hits = query.keyword_hits
+        if hits is None:
+            hits = await self.keyword_search(query.filter, query.text, query.k)
+        keyword = {h.memory_id: h.score for h in hits if h.memory_id in sims}
         dense_rank = {m.id: i for i, m in enumerate(dense)}
-        keyword_rank = {m.id: i for i, m in enumerate(keyword)}
+        keyword_rank = {mid: i for i, mid in enumerate(keyword)}
         return [
-            Candidate(
-                mid,
-                sims[mid],
-                dense_rank.get(mid),
-                keyword_rank.get(mid),
-                float(overlap[mid]) if mid in keyword_rank else None,
-            )
+            Candidate(mid, sims[mid], dense_rank.get(mid), keyword_rank.get(mid), keyword.get(mid))
             for mid in dict.fromkeys([*dense_rank, *keyword_rank])
         ]
 

@@ -12,7 +12,7 @@ from memoryd.adapters.storage.sqlite import SqliteBackend, open_sqlite
 from memoryd.adapters.storage.sqlite._schema import MIGRATIONS, SCHEMA_VERSION, _statements
 from memoryd.core.filters import MemoryFilter
 from memoryd.core.model import Message
-from memoryd.core.ports import IndexChange, IndexQuery
+from memoryd.core.ports import IndexChange, IndexQuery, KeywordHit
 from tests.integration.storage.sqlite_helpers import (
     DIM,
     MODEL,
@@ -168,3 +168,27 @@ async def test_a_version_1_file_is_migrated_and_its_memories_stay_searchable(
         await migrated.close()
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+
+
+async def test_the_keyword_side_runs_alone_and_its_hits_feed_the_search(
+    backend: SqliteBackend,
+) -> None:
+    items = [
+        memory("acme", "c1", "hive", "bees in the hive", unit(RNG), tags=("garden",)),
+        memory("acme", "c2", "honey", "bees make honey", unit(RNG), tags=("kitchen",)),
+        memory("acme", "c3", "other", "nothing to see", unit(RNG), tags=("garden",)),
+    ]
+    await ingest(backend, items)
+    garden = MemoryFilter("acme", container_tags=("garden",))
+    hits = await backend.index.keyword_search(garden, "bees", 10)
+    assert [(h.memory_id, h.score > 0) for h in hits] == [("hive", True)]
+    assert await backend.index.keyword_search(garden, "  ", 10) == ()
+    assert await backend.index.keyword_search(MemoryFilter("nobody"), "bees", 10) == ()
+
+    # Given hits are used as they are: the index does not search the text again.
+    given = (KeywordHit("other", 3.0),)
+    found = await backend.index.search(IndexQuery(garden, unit(RNG), "bees", 10, given))
+    by_id = {c.memory_id: c for c in found}
+    assert by_id["other"].keyword_rank == 0
+    assert by_id["other"].keyword_score == 3.0
+    assert by_id["hive"].keyword_rank is None

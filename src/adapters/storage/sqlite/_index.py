@@ -31,8 +31,9 @@ from memoryd.adapters.storage.sqlite._tenant import (
     TenantIndex,
 )
 from memoryd.core.errors import ConfigurationError, StoreUnavailable
+from memoryd.core.filters import MemoryFilter
 from memoryd.core.model import Memory
-from memoryd.core.ports import Candidate, IndexChange, IndexQuery
+from memoryd.core.ports import Candidate, IndexChange, IndexQuery, KeywordHit
 
 #: Tenants with at least this many memories get prefilter codes (sign bits, or int8).
 QUANTISE_FROM = 16_384
@@ -193,24 +194,60 @@ class SqliteMemoryIndex:
         if tenant is None or query.k <= 0:
             return []
         q = as_query(query.vector, self.dimension)
-        rows, version = await self._run(self._candidates, tenant, query)
+        rows, version = await self._run(self._candidates, tenant, query.filter)
         keywords: Future[list[tuple[str, float]]] | None = None
-        if query.text.strip():
-            keywords = self._keyword_search(tenant, query, rows)
+        if query.keyword_hits is not None:
+            keywords = Future()
+            keywords.set_result([(h.memory_id, h.score) for h in query.keyword_hits])
+        elif query.text.strip():
+            keywords = self._keyword_future(tenant, query.filter, query.text, query.k, rows)
         try:
             return await self._run(self._search, tenant, q, query, (rows, version), keywords)
         finally:
             if keywords is not None and not keywords.done():
                 keywords.cancel()
 
+    async def keyword_search(
+        self, memory_filter: MemoryFilter, text: str, k: int
+    ) -> tuple[KeywordHit, ...]:
+        """The keyword side alone (it needs no vector): hits that pass the filter."""
+        if self._closed:
+            raise StoreUnavailable()
+        tenant = self._tenant(memory_filter.tenant_id, create=False)
+        if tenant is None or k <= 0 or not text.strip():
+            return ()
+        rows, _ = await self._run(self._candidates, tenant, memory_filter)
+        found = await asyncio.wrap_future(
+            self._keyword_future(tenant, memory_filter, text, k, rows)
+        )
+        return tuple(
+            KeywordHit(mid, score)
+            for mid, score in self._passing_hits(tenant, memory_filter, found, k)
+        )
+
     @staticmethod
-    def _candidates(tenant: TenantIndex, query: IndexQuery) -> tuple[Idx | None, int]:
+    def _candidates(tenant: TenantIndex, memory_filter: MemoryFilter) -> tuple[Idx | None, int]:
         """The rows passing the filter, and the tenant's version they hold for."""
         with tenant.lock:
-            return tenant.candidates(query.filter), tenant.version
+            return tenant.candidates(memory_filter), tenant.version
 
-    def _keyword_search(
-        self, tenant: TenantIndex, query: IndexQuery, rows: Idx | None
+    @staticmethod
+    def _passing_hits(
+        tenant: TenantIndex, memory_filter: MemoryFilter, found: list[tuple[str, float]], k: int
+    ) -> list[tuple[str, float]]:
+        """The first ``k`` keyword hits still in the index that pass the filter exactly."""
+        with tenant.lock:
+            hits = [(mid, score) for mid, score in found if mid in tenant.rows]
+            ok = tenant.passing([tenant.rows[mid][0] for mid, _ in hits], memory_filter)
+        return [hit for hit, passed in zip(hits, ok, strict=True) if passed][:k]
+
+    def _keyword_future(
+        self,
+        tenant: TenantIndex,
+        memory_filter: MemoryFilter,
+        text: str,
+        k: int,
+        rows: Idx | None,
     ) -> Future[list[tuple[str, float]]]:
         """Start the keyword side on a reader thread, restricted inside FTS5 where it pays.
 
@@ -223,12 +260,11 @@ class SqliteMemoryIndex:
         share = 1.0 if rows is None else len(rows) / max(tenant.n, 1)
         in_scope = max(1, round(memories * share))
         total = max(self.total(), 1)
-        tags = query.filter.container_tags if share < 0.5 else ()
-        tenant_id = query.filter.tenant_id if memories / total < 0.5 else ""
+        tags = memory_filter.container_tags if share < 0.5 else ()
+        tenant_id = memory_filter.tenant_id if memories / total < 0.5 else ""
         covered = in_scope if tags else (memories if tenant_id else total)
         loose = covered / in_scope
-        limit = int(query.k * min(loose, 8.0)) + 16
-        text = query.text
+        limit = int(k * min(loose, 8.0)) + 16
         return self.db.submit_read(
             lambda conn: keyword_hits(
                 conn,
@@ -256,16 +292,13 @@ class SqliteMemoryIndex:
             dense_ids, similarity = self._dense(tenant, q, query.k, rows)
         found = keywords.result() if keywords is not None else []
         dense_rank = {mid: i for i, mid in enumerate(dense_ids)}
-        keyword_score: dict[str, float] = {}
-        if found:
+        keyword_score = dict(self._passing_hits(tenant, query.filter, found, query.k))
+        if keyword_score:
             with tenant.lock:
-                hits = [(mid, score) for mid, score in found if mid in tenant.rows]
-                ok = tenant.passing([tenant.rows[mid][0] for mid, _ in hits], query.filter)
-                for (mid, score), passed in zip(hits, ok, strict=True):
-                    if passed and len(keyword_score) < query.k:
-                        keyword_score[mid] = score
-                        if mid not in similarity:
-                            similarity[mid] = tenant.similarity(mid, q)
+                for mid in keyword_score:
+                    if mid not in similarity and mid in tenant.rows:
+                        similarity[mid] = tenant.similarity(mid, q)
+        keyword_score = {mid: s for mid, s in keyword_score.items() if mid in similarity}
         keyword_rank = {mid: i for i, mid in enumerate(keyword_score)}
         return [
             Candidate(
