@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -176,24 +175,6 @@ def copy_data(source: Path, target: Path) -> None:
     target.mkdir(parents=True)
     for f in source.glob(DB + "*"):
         shutil.copy2(f, target / f.name)
-    _threads_tags(target / DB)
-
-
-def _threads_tags(database: Path) -> None:
-    """Give a data dir built before ``threads.tags`` existed that column.
-
-    Commit 7741b4b added the column to schema version 1 in place, so files
-    made earlier (data dirs reused with ``--reuse``) are at the current
-    version without it, and chat fails on them. Harmless on newer files.
-    """
-    conn = sqlite3.connect(database)
-    try:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(threads)")}
-        if columns and "tags" not in columns:
-            conn.execute("ALTER TABLE threads ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'")
-            conn.commit()
-    finally:
-        conn.close()
 
 
 async def build(
