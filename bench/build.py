@@ -125,7 +125,7 @@ def embed_texts(conversations: Sequence[Conversation], settings: Settings) -> li
             )
             for i, m in enumerate(conversation.messages)
         ]
-        texts += [d.embed_text for d in build_memories(stored, start=0, policy=policy)]
+        texts += [t for d in build_memories(stored, start=0, policy=policy) for t in d.embed_texts]
     return texts
 
 

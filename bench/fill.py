@@ -27,12 +27,14 @@ from attrs import define
 from bench._corpus import NAMES, Renamer
 from bench.build import DB, copy_data
 from memoryd.adapters.storage.sqlite import open_sqlite
+from memoryd.core.memories import spoken_date
 from memoryd.core.model import ContentPart, Conversation, Memory, Message, StoredMessage
 from memoryd.core.ports import ConversationChange, IndexedMemory
 
 #: Norm of the noise added to a unit vector (cosine to the original ~ 1/sqrt(1 + NOISE^2)).
 NOISE = 0.3
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: A memory's date, as :func:`memoryd.core.memories.memory_text` writes it.
+_DATE = re.compile(r"\[(\d{1,2} [A-Z][a-z]+ \d{4})\]")
 
 
 @define
@@ -40,7 +42,8 @@ class Source:
     conversation_id: str
     metadata: dict[str, Any]
     messages: list[tuple[str, str, str | None, str | None]]
-    memories: list[tuple[str, list[int], int, bytes]]
+    #: text, positions, said_at_us, vectors (one per piece), context
+    memories: list[tuple[str, list[int], int, bytes, str]]
 
 
 @define
@@ -70,12 +73,12 @@ def read_sources(database: Path, tenant: str) -> tuple[list[Source], str, int]:
         ):
             if conv in by_row:
                 by_row[conv].messages.append((role, content, name, timestamp))
-        for conv, text, positions, said_at, vector in conn.execute(
-            "SELECT conversation, text, positions, said_at_us, vector FROM memories"
+        for conv, text, positions, said_at, vector, context in conn.execute(
+            "SELECT conversation, text, positions, said_at_us, vector, context FROM memories"
             " WHERE tenant_id = ? ORDER BY rowid",
             (tenant,),
         ):
-            by_row[conv].memories.append((text, json.loads(positions), said_at, vector))
+            by_row[conv].memories.append((text, json.loads(positions), said_at, vector, context))
         return list(by_row.values()), meta["embedding_model"], int(meta["embedding_dimension"])
     finally:
         conn.close()
@@ -90,10 +93,10 @@ def _renamer(rng: random.Random) -> Renamer:
 def _shift_dates(text: str, days: int) -> str:
     def move(m: re.Match[str]) -> str:
         try:
-            day = datetime.strptime(m.group(0), "%Y-%m-%d") + timedelta(days=days)
+            day = datetime.strptime(m.group(1), "%d %B %Y") + timedelta(days=days)
         except ValueError:
             return m.group(0)
-        return day.strftime("%Y-%m-%d")
+        return f"[{spoken_date(day.date())}]"
 
     return _DATE.sub(move, text)
 
@@ -136,11 +139,13 @@ def variants(
                 for i, (role, content, name, ts) in enumerate(source.messages)
             )
             memories = source.memories[: need - made]
-            base = np.frombuffer(b"".join(m[3] for m in memories), np.float32).reshape(-1, dim)
+            pieces = [np.frombuffer(m[3], np.float32).reshape(-1, dim) for m in memories]
+            base = np.concatenate(pieces)
             noisy = base + noise_rng.standard_normal(base.shape, dtype=np.float32) * (
                 NOISE / np.sqrt(dim)
             )
             noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+            ends = np.cumsum([len(p) for p in pieces])
             conversation = Conversation(
                 id=uuid.uuid4().hex,
                 tenant_id=tenant,
@@ -167,9 +172,10 @@ def variants(
                         created_at=now,
                         updated_at=now,
                     ),
-                    vector=noisy[j],
+                    vectors=noisy[ends[j] - len(pieces[j]) : ends[j]],
+                    keyword_context=_shift_dates(rename(context), days),
                 )
-                for j, (text, positions, said_at, _) in enumerate(memories)
+                for j, (text, positions, said_at, _, context) in enumerate(memories)
             )
             made += len(added)
             index += 1

@@ -39,55 +39,58 @@ TEN_PERCENT: dict[str, Any] = {"bucket": 3}
 
 @define
 class Vectors:
+    """A tenant's memories and their vectors: one row per embedded piece."""
+
     ids: list[str]
+    #: Every piece's vector; a memory's pieces are adjacent rows.
     matrix: F32
+    #: The first row of each memory in ``matrix`` (``ids[i]`` owns ``starts[i]:starts[i+1]``).
+    starts: npt.NDArray[np.intp]
     bucket3: int
 
 
 def read_vectors(database: Path, tenant: str) -> Vectors:
-    """The tenant's memory ids and vectors, in file order (read-only)."""
+    """The tenant's memory ids and piece vectors, in file order (read-only)."""
     conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:
-        (count,) = conn.execute(
-            "SELECT count(*) FROM memories WHERE tenant_id = ?", (tenant,)
+        (total,) = conn.execute(
+            "SELECT sum(length(vector)) FROM memories WHERE tenant_id = ?", (tenant,)
         ).fetchone()
-        matrix = np.empty((count, 0), np.float32)
+        (dim,) = conn.execute("SELECT value FROM meta WHERE key = 'embedding_dimension'").fetchone()
+        dim = int(dim)
+        matrix = np.empty(((total or 0) // (4 * dim), dim), np.float32)
         ids: list[str] = []
+        starts: list[int] = []
         rows = conn.execute(
             "SELECT id, vector, metadata FROM memories WHERE tenant_id = ? ORDER BY rowid",
             (tenant,),
         )
-        dim = 0
         bucket3 = 0
-        i = 0
+        row = 0
         while batch := rows.fetchmany(8192):
-            if dim == 0:
-                dim = len(batch[0][1]) // 4
-                matrix = np.empty((count, dim), np.float32)
             for mid, blob, metadata in batch:
-                matrix[i] = np.frombuffer(blob, np.float32)
+                pieces = np.frombuffer(blob, np.float32).reshape(-1, dim)
+                matrix[row : row + len(pieces)] = pieces
                 ids.append(mid)
+                starts.append(row)
                 bucket3 += json.loads(metadata).get("bucket") == TEN_PERCENT["bucket"]
-                i += 1
-        return Vectors(ids=ids, matrix=matrix[:i], bucket3=bucket3)
+                row += len(pieces)
+        return Vectors(
+            ids=ids, matrix=matrix[:row], starts=np.asarray(starts, np.intp), bucket3=bucket3
+        )
     finally:
         conn.close()
 
 
-def exact_top(matrix: F32, queries: F32, k: int) -> list[list[int]]:
-    """Exact top-k rows per query (float32 dot products of unit vectors)."""
+def exact_top(vectors: Vectors, queries: F32, k: int) -> list[list[int]]:
+    """Exact top-k memories per query, each scored by its best piece (float32 dot products)."""
     out: list[list[int]] = []
-    step = 65536
+    if not vectors.ids:
+        return [[] for _ in queries]
     for q in queries:
-        best_scores = np.empty(0, np.float32)
-        best_rows = np.empty(0, np.intp)
-        for s in range(0, len(matrix), step):
-            scores = matrix[s : s + step] @ q
-            part = np.argpartition(-scores, min(k, len(scores) - 1))[:k]
-            best_scores = np.concatenate([best_scores, scores[part]])
-            best_rows = np.concatenate([best_rows, part + s])
-        order = np.argsort(-best_scores, kind="stable")[:k]
-        out.append(best_rows[order].tolist())
+        scores = np.maximum.reduceat(vectors.matrix @ q, vectors.starts)
+        part = np.argpartition(-scores, min(k, len(scores) - 1))[:k]
+        out.append(part[np.argsort(-scores[part], kind="stable")].tolist())
     return out
 
 
@@ -169,7 +172,7 @@ async def recall_at_10(
     api: Client, queries: Sequence[str], vectors: Vectors, query_vectors: F32
 ) -> float:
     """Share of the exact top 10 among the 10 most similar of memoryd's results."""
-    truth = exact_top(vectors.matrix, query_vectors, 10)
+    truth = exact_top(vectors, query_vectors, 10)
     found = 0
     for q, rows in zip(queries, truth, strict=True):
         answer, _ = await api.search({"q": q, "limit": 100})
