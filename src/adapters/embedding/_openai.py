@@ -6,16 +6,15 @@ user info removed), the status and a short, redacted excerpt of the answer.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 import numpy as np
-from attrs import define, field
-from yarl import URL
+from attrs import Factory, define, field
 
+from memoryd.adapters._outbound import SessionSlot, redact, without_user
 from memoryd.adapters.embedding._vectors import (
     FloatMatrix,
     FloatVector,
@@ -25,12 +24,6 @@ from memoryd.adapters.embedding._vectors import (
 from memoryd.core.errors import ConfigurationError, ModelUnavailable
 
 _EXCERPT = 200
-
-
-def _without_user(url: str) -> str:
-    """``url`` without ``user:password@`` (safe to log)."""
-    parsed = URL(url)
-    return str(parsed.with_user(None)) if parsed.is_absolute() else url
 
 
 @define(kw_only=True)
@@ -44,14 +37,18 @@ class OpenAIEmbedder:
     and :meth:`aclose` closes it (a shared session is left open).
     """
 
-    base_url: str = field(repr=lambda url: repr(_without_user(url)))
+    base_url: str = field(repr=lambda url: repr(without_user(url)))
     model: str
     api_key: str | None = field(default=None, repr=False)
     dimension_setting: int | None = field(default=None, alias="dimension")
     timeout: float = 30.0
     batch_size: int = 64
     session: aiohttp.ClientSession | None = field(default=None, repr=False)
-    _own_session: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
+    _sessions: SessionSlot = field(
+        default=Factory(lambda self: SessionSlot(self.session), takes_self=True),
+        init=False,
+        repr=False,
+    )
     _learned: int | None = field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -83,7 +80,7 @@ class OpenAIEmbedder:
     @property
     def endpoint(self) -> str:
         """Where embeddings are requested, without any user info (safe to show)."""
-        return _without_user(self.base_url.rstrip("/") + "/embeddings")
+        return without_user(self.base_url.rstrip("/") + "/embeddings")
 
     async def probe(self) -> int:
         """Embed one short text to check the server and learn the dimension; return it."""
@@ -110,7 +107,7 @@ class OpenAIEmbedder:
     async def _request(self, batch: list[str]) -> FloatMatrix:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         try:
-            async with self._session().post(
+            async with self._sessions.get().post(
                 self.base_url.rstrip("/") + "/embeddings",
                 json={"model": self.model, "input": batch},
                 headers=headers,
@@ -172,22 +169,8 @@ class OpenAIEmbedder:
             )
 
     def _redact(self, text: str) -> str:
-        """``text`` without the API key or a password in the URL."""
-        for secret in (self.api_key, URL(self.base_url).password):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self.session is not None:
-            return self.session
-        if self._own_session is None or self._own_session.closed:
-            self._own_session = aiohttp.ClientSession()
-        return self._own_session
+        return redact(text, api_key=self.api_key, base_url=self.base_url)
 
     async def aclose(self) -> None:
         """Close the session this embedder opened itself (a shared one is left open)."""
-        own, self._own_session = self._own_session, None
-        if own is not None and not own.closed:
-            await own.close()
-            await asyncio.sleep(0)  # let the connector's transports close before the loop ends
+        await self._sessions.close()

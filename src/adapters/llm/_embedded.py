@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING
 
 import aiohttp
-from attrs import define, field
+from attrs import Factory, define, field
 
+from memoryd.adapters._outbound import SessionSlot
 from memoryd.adapters.llm._openai import OpenAIChatModel
 from memoryd.core.errors import ModelUnavailable
 from memoryd.core.model import ScoredMemory
@@ -35,7 +35,11 @@ class LlamaCppChatModel:
     read_timeout: float = 60.0
     temperature: float | None = 0.2
     _client: OpenAIChatModel | None = field(default=None, init=False, repr=False)
-    _own_session: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
+    _sessions: SessionSlot = field(
+        default=Factory(lambda self: SessionSlot(self.session), takes_self=True),
+        init=False,
+        repr=False,
+    )
 
     @property
     def name(self) -> str:
@@ -75,24 +79,14 @@ class LlamaCppChatModel:
                 read_timeout=self.read_timeout,
                 connect_retries=0,
                 temperature=self.temperature,
-                session=self._session(),
+                session=self._sessions.get(),
                 label=_LABEL,
                 url_setting=None,
             )
             self._client = client
         return client
 
-    def _session(self) -> aiohttp.ClientSession:
-        if self.session is not None:
-            return self.session
-        if self._own_session is None or self._own_session.closed:
-            self._own_session = aiohttp.ClientSession()
-        return self._own_session
-
     async def aclose(self) -> None:
         """Close the HTTP session this model opened itself (a shared one is left open)."""
-        own, self._own_session = self._own_session, None
         self._client = None
-        if own is not None and not own.closed:
-            await own.close()
-            await asyncio.sleep(0)  # let the connector's transports close before the loop ends
+        await self._sessions.close()

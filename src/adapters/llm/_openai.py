@@ -14,9 +14,9 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import aiohttp
-from attrs import define, field
-from yarl import URL
+from attrs import Factory, define, field
 
+from memoryd.adapters._outbound import SessionSlot, redact, without_user
 from memoryd.adapters.llm._sse import DONE, SseDecoder
 from memoryd.core.errors import ConfigurationError, ModelUnavailable
 from memoryd.core.model import ScoredMemory
@@ -62,7 +62,11 @@ class OpenAIChatModel:
     label: str | None = None
     #: The setting that holds ``base_url``, named when the server cannot be reached.
     url_setting: str | None = "llm_url"
-    _own_session: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
+    _sessions: SessionSlot = field(
+        default=Factory(lambda self: SessionSlot(self.session), takes_self=True),
+        init=False,
+        repr=False,
+    )
 
     def __attrs_post_init__(self) -> None:
         checks = [
@@ -83,8 +87,7 @@ class OpenAIChatModel:
     @property
     def endpoint(self) -> str:
         """Where completions are requested, without any user info (safe to show)."""
-        url = URL(self._url)
-        return str(url.with_user(None)) if url.is_absolute() else str(url)
+        return without_user(self._url)
 
     @property
     def _url(self) -> str:
@@ -149,7 +152,7 @@ class OpenAIChatModel:
         reason = ""
         for attempt in range(1, attempts + 1):
             try:
-                response = await self._session().post(
+                response = await self._sessions.get().post(
                     self._url, json=body, headers=headers, timeout=timeout
                 )
             except aiohttp.ClientSSLError as exc:
@@ -290,25 +293,11 @@ class OpenAIChatModel:
         return self._redact(" ".join(text.split()))[:_EXCERPT]
 
     def _redact(self, text: str) -> str:
-        """``text`` without the API key or a password in the URL."""
-        for secret in (self.api_key, URL(self.base_url).password):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self.session is not None:
-            return self.session
-        if self._own_session is None or self._own_session.closed:
-            self._own_session = aiohttp.ClientSession()
-        return self._own_session
+        return redact(text, api_key=self.api_key, base_url=self.base_url)
 
     async def aclose(self) -> None:
         """Close the session this model opened itself (a shared one is left open)."""
-        own, self._own_session = self._own_session, None
-        if own is not None and not own.closed:
-            await own.close()
-            await asyncio.sleep(0)  # let the connector's transports close before the loop ends
+        await self._sessions.close()
 
 
 def _cap(text: str) -> str:
