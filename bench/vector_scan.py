@@ -39,7 +39,7 @@ from memoryd.adapters.storage.sqlite._scan import (
     top,
     unordered_top,
 )
-from memoryd.adapters.storage.sqlite._tenant import TenantIndex
+from memoryd.adapters.storage.sqlite._tenant import ScanTuning, TenantIndex
 from memoryd.core.filters import MemoryFilter
 
 DIM = 384
@@ -88,7 +88,9 @@ def build(data: np.ndarray, rng: np.random.Generator) -> TenantIndex:
     """A tenant index loaded like the rebuild does; 10 tags, one per 10% of rows."""
     n = len(data)
     tenant = TenantIndex(
-        DIM, capacity=1 << max(0, n - 1).bit_length(), quantise_from=20_000, rescore=400
+        DIM,
+        capacity=1 << max(0, n - 1).bit_length(),
+        tuning=ScanTuning(quantise_from=20_000, rescore=400),
     )
     groups = [tenant.groups.acquire((f"tag{i}",), {"i": i}, count=0) for i in range(10)]
     said = rng.integers(1_600_000_000, 1_700_000_000, n) * 1_000_000
@@ -157,13 +159,18 @@ def run(kind: str, n: int, queries: int, helper: ThreadPoolExecutor | None) -> l
         final_hits += len(truth & set(slots))
         if tenant.bits is not None:
             distances = hamming(tenant.bits, query_bits(q), rows=n, idx=None, helper=None)
-            keep = max(tenant.coarse_min, int(n * tenant.coarse_share), tenant.rescore, 4 * K)
+            keep = max(
+                tenant.tuning.coarse_min,
+                int(n * tenant.tuning.coarse_share),
+                tenant.tuning.rescore,
+                4 * K,
+            )
             first_hits += len(truth & set(nearest_by_distance(distances, keep).tolist()))
         elif tenant.codes is not None and tenant.quantiser is not None:
             wide = approx_scores(
                 tenant.codes, tenant.quantiser.query(q), rows=n, idx=None, helper=None
             )
-            shortlist = set(unordered_top(wide, max(tenant.rescore, 4 * K)).tolist())
+            shortlist = set(unordered_top(wide, max(tenant.tuning.rescore, 4 * K)).tolist())
             first_hits += len(truth & shortlist)
         else:
             first_hits += 10

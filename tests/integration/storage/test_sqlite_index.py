@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memoryd.adapters.storage.sqlite import SqliteBackend, open_sqlite
+from memoryd.adapters.storage.sqlite import ScanTuning, SqliteBackend, open_sqlite
 from memoryd.core.filters import Condition, MemoryFilter
 from memoryd.core.model import Message, Scalar
 from memoryd.core.ports import ConversationChange, IndexChange, IndexedMemory, IndexQuery
@@ -131,8 +131,8 @@ async def test_dense_search_equals_brute_force_under_random_filters(
     db_path: Path, quantised: bool
 ) -> None:
     # The int8 path is forced on a small tenant by lowering its thresholds.
-    tuning = {"quantise_from": 50, "exact_below": 20, "rescore": 40} if quantised else {}
-    backend = await open_sqlite(db_path, model_name=MODEL, dimension=DIM, **tuning)  # type: ignore[arg-type]
+    tuning = ScanTuning(quantise_from=50, exact_below=20, rescore=40) if quantised else ScanTuning()
+    backend = await open_sqlite(db_path, model_name=MODEL, dimension=DIM, tuning=tuning)
     try:
         items = random_memories(400, seed=1)
         await ingest(backend, items + random_memories(50, seed=2, tenant="globex"))
@@ -334,7 +334,10 @@ async def test_retagging_applies_to_every_memory(backend: SqliteBackend) -> None
 @pytest.mark.parametrize("quantise_from", [10_000, 30])
 async def test_reopen_rebuilds_the_index(db_path: Path, quantise_from: int) -> None:
     backend = await open_sqlite(
-        db_path, model_name=MODEL, dimension=DIM, quantise_from=quantise_from, exact_below=10
+        db_path,
+        model_name=MODEL,
+        dimension=DIM,
+        tuning=ScanTuning(quantise_from=quantise_from, exact_below=10),
     )
     items = random_memories(120, seed=12)
     await ingest(backend, items)
@@ -345,7 +348,10 @@ async def test_reopen_rebuilds_the_index(db_path: Path, quantise_from: int) -> N
     await backend.close()
 
     reopened = await open_sqlite(
-        db_path, model_name=MODEL, dimension=DIM, quantise_from=quantise_from, exact_below=10
+        db_path,
+        model_name=MODEL,
+        dimension=DIM,
+        tuning=ScanTuning(quantise_from=quantise_from, exact_below=10),
     )
     try:
         assert reopened.index.size("acme") == 120

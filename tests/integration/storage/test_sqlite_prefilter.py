@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memoryd.adapters.storage.sqlite import SqliteBackend, open_sqlite
+from memoryd.adapters.storage.sqlite import ScanTuning, open_sqlite
 from memoryd.adapters.storage.sqlite._scan import (
     HAS_POPCOUNT,
     hamming,
@@ -35,8 +35,8 @@ needs_popcount = pytest.mark.skipif(not HAS_POPCOUNT, reason="numpy < 2 has no b
 # coarse_min above the tenant's size the bits shortlist holds every row, so the
 # results must equal brute force exactly.
 TUNINGS = {
-    "bits": {"quantise_from": 50, "bits_from": 20, "coarse_min": 10_000},
-    "int8": {"prefilter": "int8", "quantise_from": 50, "exact_below": 20, "rescore": 40},
+    "bits": ScanTuning(quantise_from=50, bits_from=20, coarse_min=10_000),
+    "int8": ScanTuning(prefilter="int8", quantise_from=50, exact_below=20, rescore=40),
 }
 
 
@@ -45,7 +45,7 @@ async def test_prefiltered_search_equals_brute_force(db_path: Path, prefilter: s
     if prefilter == "bits" and not HAS_POPCOUNT:
         pytest.skip("numpy < 2 has no bitwise_count")
     tuning = TUNINGS[prefilter]
-    backend: SqliteBackend = await open_sqlite(db_path, model_name=MODEL, dimension=DIM, **tuning)  # type: ignore[arg-type]
+    backend = await open_sqlite(db_path, model_name=MODEL, dimension=DIM, tuning=tuning)
     try:
         items = random_memories(400, seed=21)
         await ingest(backend, items + random_memories(50, seed=22, tenant="globex"))
@@ -91,7 +91,9 @@ def test_bits_shortlist_keeps_the_exact_top_ten() -> None:
     n, dim = 40_000, 128
     data = _clustered(n, dim, rng)
     tenant = TenantIndex(
-        dim, capacity=n, quantise_from=1000, rescore=100, bits_from=1000, coarse_min=100
+        dim,
+        capacity=n,
+        tuning=ScanTuning(quantise_from=1000, rescore=100, bits_from=1000, coarse_min=100),
     )
     group = tenant.groups.acquire((), {}, count=n)
     tenant.load([f"m{i}" for i in range(n)], ["c"] * n, data.tobytes(), [0] * n, [group] * n)

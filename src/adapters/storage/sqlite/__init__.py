@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from memoryd.adapters.storage.sqlite._backend import SqliteBackend, open_sqlite
 from memoryd.adapters.storage.sqlite._conversations import SqliteConversationStore
-from memoryd.adapters.storage.sqlite._index import QUANTISE_FROM, RESCORE, SqliteMemoryIndex
+from memoryd.adapters.storage.sqlite._index import SqliteMemoryIndex
 from memoryd.adapters.storage.sqlite._keys import SqliteKeyStore
 from memoryd.adapters.storage.sqlite._scan import pin_blas_threads
+from memoryd.adapters.storage.sqlite._tenant import ScanTuning
 from memoryd.adapters.storage.sqlite._threads import SqliteThreadStore
 
 __all__ = [
-    "QUANTISE_FROM",
-    "RESCORE",
+    "ScanTuning",
     "SqliteBackend",
     "SqliteConversationStore",
     "SqliteKeyStore",

@@ -11,10 +11,10 @@ from attrs import define, field
 from memoryd.adapters.storage.sqlite._conversations import SqliteConversationStore
 from memoryd.adapters.storage.sqlite._db import Database
 from memoryd.adapters.storage.sqlite._fts import KEYWORD_BUDGET
-from memoryd.adapters.storage.sqlite._index import QUANTISE_FROM, RESCORE, SqliteMemoryIndex
+from memoryd.adapters.storage.sqlite._index import SqliteMemoryIndex
 from memoryd.adapters.storage.sqlite._keys import SqliteKeyStore
 from memoryd.adapters.storage.sqlite._schema import check_embedding, migrate, stored_dimension
-from memoryd.adapters.storage.sqlite._tenant import BITS_FROM, COARSE_MIN, EXACT_BELOW, Prefilter
+from memoryd.adapters.storage.sqlite._tenant import DEFAULT_TUNING, ScanTuning
 from memoryd.adapters.storage.sqlite._threads import SqliteThreadStore
 from memoryd.core.errors import ConfigurationError
 
@@ -43,12 +43,7 @@ async def open_sqlite(
     dimension: int | None,
     readers: int = 2,
     load_index: bool = True,
-    quantise_from: int = QUANTISE_FROM,
-    rescore: int = RESCORE,
-    exact_below: int = EXACT_BELOW,
-    bits_from: int = BITS_FROM,
-    coarse_min: int = COARSE_MIN,
-    prefilter: Prefilter = "bits",
+    tuning: ScanTuning = DEFAULT_TUNING,
     scan_threads: int = 2,
     keyword_budget: int = KEYWORD_BUDGET,
 ) -> SqliteBackend:
@@ -60,15 +55,10 @@ async def open_sqlite(
     pass None for both and ``load_index=False``: they may open the file while a
     server has it open (WAL makes that safe), and skip the index rebuild.
 
-    Tuning (defaults suit 384-dimensional embeddings on 2 cores): tenants with
-    ``quantise_from`` memories or more get a prefilter. With ``prefilter =
-    "bits"`` (the default; numpy >= 2), scans of at least ``bits_from`` rows
-    compare sign bits first and score exactly only the nearest 1.5% (at
-    least ``coarse_min``); with ``"int8"`` (or numpy < 2), scans of at least
-    ``exact_below`` rows get an int8 first pass whose best ``rescore`` (at
-    least 4 x k) are rescored exactly. ``scan_threads`` threads share a large
-    scan. The keyword side ranks only the rarest query words that match at
-    most ``keyword_budget`` rows together (bm25 cost grows with matched rows).
+    ``tuning`` says how the dense side scans (see :class:`ScanTuning`), and
+    ``scan_threads`` threads share a large scan. The keyword side ranks only
+    the rarest query words that match at most ``keyword_budget`` rows together
+    (bm25 cost grows with matched rows).
     """
     path = Path(path)
     try:
@@ -92,12 +82,7 @@ async def open_sqlite(
     index = SqliteMemoryIndex(
         db,
         dimension=dim or 0,
-        quantise_from=quantise_from,
-        rescore=rescore,
-        exact_below=exact_below,
-        bits_from=bits_from,
-        coarse_min=coarse_min,
-        prefilter=prefilter,
+        tuning=tuning,
         scan_threads=scan_threads,
         keyword_budget=keyword_budget,
     )

@@ -23,24 +23,13 @@ from memoryd.adapters.storage.sqlite._conversations import chunks, marks
 from memoryd.adapters.storage.sqlite._db import Database
 from memoryd.adapters.storage.sqlite._fts import KEYWORD_BUDGET, TermPlanner, keyword_hits
 from memoryd.adapters.storage.sqlite._scan import F32, Idx, as_query, pin_blas_threads
-from memoryd.adapters.storage.sqlite._tenant import (
-    BITS_FROM,
-    COARSE_MIN,
-    EXACT_BELOW,
-    Prefilter,
-    TenantIndex,
-)
+from memoryd.adapters.storage.sqlite._tenant import DEFAULT_TUNING, ScanTuning, TenantIndex
 from memoryd.core.errors import ConfigurationError, StoreUnavailable
 from memoryd.core.filters import MemoryFilter
 from memoryd.core.model import Memory
 from memoryd.core.ports import Candidate, IndexChange, IndexQuery, KeywordHit
 
-#: Tenants with at least this many memories get prefilter codes (sign bits, or int8).
-QUANTISE_FROM = 16_384
 T = TypeVar("T")
-
-#: The fewest prefilter candidates rescored exactly (at least 4 x k).
-RESCORE = 400
 
 
 class SqliteMemoryIndex:
@@ -51,24 +40,14 @@ class SqliteMemoryIndex:
         db: Database,
         *,
         dimension: int,
-        quantise_from: int = QUANTISE_FROM,
-        rescore: int = RESCORE,
-        exact_below: int = EXACT_BELOW,
-        bits_from: int = BITS_FROM,
-        coarse_min: int = COARSE_MIN,
-        prefilter: Prefilter = "bits",
+        tuning: ScanTuning = DEFAULT_TUNING,
         scan_threads: int = 2,
         keyword_budget: int = KEYWORD_BUDGET,
     ) -> None:
         self.db = db
         self.planner = TermPlanner(keyword_budget)
         self.dimension = dimension
-        self.quantise_from = quantise_from
-        self.rescore = rescore
-        self.exact_below = exact_below
-        self.bits_from = bits_from
-        self.coarse_min = coarse_min
-        self.prefilter = prefilter
+        self.tuning = tuning
         self.loaded = False
         self._closed = False
         self._tenants: dict[str, TenantIndex] = {}
@@ -118,12 +97,7 @@ class SqliteMemoryIndex:
         return TenantIndex(
             self.dimension,
             capacity=capacity,
-            quantise_from=self.quantise_from,
-            rescore=self.rescore,
-            exact_below=self.exact_below,
-            bits_from=self.bits_from,
-            coarse_min=self.coarse_min,
-            prefilter=self.prefilter,
+            tuning=self.tuning,
         )
 
     def _tenant(self, tenant_id: str, *, create: bool) -> TenantIndex | None:

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Literal, TypeAlias
 
 import numpy as np
+from attrs import frozen
 
 from memoryd.adapters.storage.sqlite._codec import to_micros
 from memoryd.adapters.storage.sqlite._groups import Groups, Mask
@@ -54,6 +55,35 @@ BITS_FROM = 8192
 #: The share of the scanned rows the sign-bits pass keeps (at least ``COARSE_MIN``).
 COARSE_SHARE = 0.015
 COARSE_MIN = 2048
+#: Tenants with at least this many rows get prefilter codes (sign bits, or int8).
+QUANTISE_FROM = 16_384
+#: The fewest prefilter candidates rescored exactly (at least 4 x k).
+RESCORE = 400
+
+
+@frozen(kw_only=True)
+class ScanTuning:
+    """How the dense side scans a tenant; the defaults suit 384 dimensions on 2 cores.
+
+    Tenants with ``quantise_from`` rows or more get a prefilter. With
+    ``prefilter = "bits"`` (the default; numpy >= 2), scans of at least
+    ``bits_from`` rows compare sign bits first and score exactly only the
+    nearest ``coarse_share`` of them (at least ``coarse_min``); with
+    ``"int8"`` (or numpy < 2), scans of at least ``exact_below`` rows get an
+    int8 first pass whose best ``rescore`` (at least 4 x k) are rescored
+    exactly.
+    """
+
+    quantise_from: int = QUANTISE_FROM
+    rescore: int = RESCORE
+    exact_below: int = EXACT_BELOW
+    bits_from: int = BITS_FROM
+    coarse_share: float = COARSE_SHARE
+    coarse_min: int = COARSE_MIN
+    prefilter: Prefilter = "bits"
+
+
+DEFAULT_TUNING = ScanTuning()
 
 
 class TenantIndex:
@@ -64,26 +94,13 @@ class TenantIndex:
         dim: int,
         *,
         capacity: int = MIN_CAPACITY,
-        quantise_from: int,
-        rescore: int,
-        exact_below: int = EXACT_BELOW,
-        bits_from: int = BITS_FROM,
-        coarse_share: float = COARSE_SHARE,
-        coarse_min: int = COARSE_MIN,
-        prefilter: Prefilter = "bits",
+        tuning: ScanTuning = DEFAULT_TUNING,
     ) -> None:
         self.dim = dim
         self.lock = threading.Lock()
         #: Bumped by every change; a search that dropped the lock checks it.
         self.version = 0
-        self.quantise_from = quantise_from
-        self.rescore = rescore
-        self.exact_below = exact_below
-        self.bits_from = bits_from
-        self.coarse_share = coarse_share
-        self.coarse_min = coarse_min
-        #: "bits" (sign bits, then exact; int8 where numpy lacks popcount) or "int8".
-        self.prefilter = prefilter
+        self.tuning = tuning
         self.n = 0
         capacity = max(capacity, MIN_CAPACITY)
         self.vectors: F32 = np.empty((capacity, dim), np.float32)
@@ -252,9 +269,9 @@ class TenantIndex:
 
     def quantise_if_large(self) -> None:
         """Build the int8 codes once the tenant is big enough for them to pay."""
-        if self.codes is not None or self.bits is not None or self.n < self.quantise_from:
+        if self.codes is not None or self.bits is not None or self.n < self.tuning.quantise_from:
             return
-        if self.prefilter == "bits" and HAS_POPCOUNT:
+        if self.tuning.prefilter == "bits" and HAS_POPCOUNT:
             bits = np.empty((bit_words(self.dim), self.capacity), np.uint64)
             step = 65536
             for s in range(0, self.n, step):
@@ -316,17 +333,22 @@ class TenantIndex:
         rows = self.n if idx is None else len(idx)
         if rows == 0 or k <= 0:
             return [], []
-        if self.bits is not None and rows >= self.bits_from:
+        if self.bits is not None and rows >= self.tuning.bits_from:
             # Sign bits pick the rows worth an exact score.
             qbits = query_bits(q)
             distances = hamming(self.bits, qbits, rows=self.n, idx=idx, helper=helper)
-            keep = max(self.coarse_min, int(rows * self.coarse_share), self.rescore, 4 * k)
+            keep = max(
+                self.tuning.coarse_min,
+                int(rows * self.tuning.coarse_share),
+                self.tuning.rescore,
+                4 * k,
+            )
             coarse = nearest_by_distance(distances, keep)
             chosen = coarse if idx is None else idx[coarse]
             exact = gathered_scores(self.vectors, q, chosen, helper)
             best = top(exact, k)
             return chosen[best].tolist(), exact[best].tolist()
-        if self.codes is None or self.quantiser is None or rows < self.exact_below:
+        if self.codes is None or self.quantiser is None or rows < self.tuning.exact_below:
             scores = (
                 exact_scores(self.vectors, q, rows=self.n, idx=None)
                 if idx is None
@@ -338,7 +360,7 @@ class TenantIndex:
         approx = approx_scores(
             self.codes, self.quantiser.query(q), rows=self.n, idx=idx, helper=helper
         )
-        shortlist = unordered_top(approx, max(self.rescore, 4 * k))
+        shortlist = unordered_top(approx, max(self.tuning.rescore, 4 * k))
         chosen = shortlist if idx is None else idx[shortlist]
         exact = exact_scores(self.vectors, q, rows=self.n, idx=chosen)
         best = top(exact, k)
