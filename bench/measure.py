@@ -196,6 +196,8 @@ def embed_queries(queries: Sequence[str], embedder: str = "minilm") -> F32:
 class SizeResult:
     label: str
     memories: int
+    #: Vector rows: one per embedded piece (a memory has one or more).
+    rows: int
     unfiltered: Latency
     unfiltered_server: Latency
     filtered: Latency
@@ -203,7 +205,10 @@ class SizeResult:
     filtered_share: float
     cached: Latency
     floor: Latency
+    #: recall@10 of the search results (fused dense + keyword ranking, ``limit`` 100).
     recall: float
+    #: recall@10 of the dense side alone (a server whose fusion weighs keywords 0).
+    dense_recall: float
     recall_queries: int
     rss_mib: float
     peak_rss_mib: float

@@ -102,10 +102,11 @@ def build(data: np.ndarray, rng: np.random.Generator) -> TenantIndex:
             tenant.groups.acquire_group(g)
         tenant.load(
             [f"m{i}" for i in range(s, e)],
-            [f"c{i // 20}" for i in range(s, e)],
-            data[s:e].tobytes(),
-            said[s:e].tolist(),
-            block,
+            rowids=range(s + 1, e + 1),
+            conversation_ids=[f"c{i // 20}" for i in range(s, e)],
+            vectors=data[s:e].tobytes(),
+            said_at_us=said[s:e].tolist(),
+            groups=block,
         )
     tenant.quantise_if_large()
     return tenant

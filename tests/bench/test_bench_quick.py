@@ -97,6 +97,9 @@ def test_every_size_reports_latency_recall_and_memory(quick: Results) -> None:
         assert s.unfiltered.count == s.filtered.count == QUICK.plan.searches
         assert s.cached.count == QUICK.plan.cached
         assert 0.0 <= s.recall <= 1.0
+        # Small enough to scan exactly: the index alone finds the exact top 10.
+        assert s.dense_recall >= 0.99
+        assert s.rows >= s.memories
         assert s.recall_queries == QUICK.plan.recall
         assert 0.0 <= s.filtered_share <= 1.0
         assert s.floor.count > 0

@@ -96,7 +96,14 @@ def test_bits_shortlist_keeps_the_exact_top_ten() -> None:
         tuning=ScanTuning(quantise_from=1000, rescore=100, bits_from=1000, coarse_min=100),
     )
     group = tenant.groups.acquire((), {}, count=n)
-    tenant.load([f"m{i}" for i in range(n)], ["c"] * n, data.tobytes(), [0] * n, [group] * n)
+    tenant.load(
+        [f"m{i}" for i in range(n)],
+        rowids=range(1, n + 1),
+        conversation_ids=["c"] * n,
+        vectors=data.tobytes(),
+        said_at_us=[0] * n,
+        groups=[group] * n,
+    )
     tenant.quantise_if_large()
     assert tenant.bits is not None
     queries = (

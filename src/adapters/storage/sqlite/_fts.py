@@ -150,8 +150,8 @@ def keyword_hits(
     limit: int,
     planner: TermPlanner,
     covered: int,
-) -> list[tuple[str, float]]:
-    """``(memory id, relevance)`` of the best keyword matches, best first.
+) -> list[tuple[int, float]]:
+    """``(memory rowid, relevance)`` of the best keyword matches, best first.
 
     Relevance is bm25 with the sign turned (higher is better). ``tags``
     restrict the MATCH when given (a scope much smaller than the tenant),
@@ -180,10 +180,8 @@ def keyword_hits(
         if not chosen:
             return []
         rows = conn.execute(_RANKED, (words_expression(chosen), limit)).fetchall()
-    return [(mid, -float(rank)) for mid, rank in rows]
+    return [(int(rowid), -float(rank)) for rowid, rank in rows]
 
 
-_RANKED = (
-    "SELECT m.id, f.rank FROM memories_fts f JOIN memories m ON m.rowid = f.rowid"
-    " WHERE memories_fts MATCH ? ORDER BY f.rank LIMIT ?"
-)
+#: Rowids, not memory ids: the index maps them in memory (a join costs ~5 us a row).
+_RANKED = "SELECT rowid, rank FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rank LIMIT ?"

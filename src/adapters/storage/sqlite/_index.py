@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
 
 from memoryd.adapters.storage.sqlite import _codec as codec
@@ -82,8 +83,8 @@ class SqliteMemoryIndex:
                 tenants[tenant_id] = self._new_tenant(capacity=_next_power_of_two(pieces))
             loader = _Loader(tenants, self.dimension, str(self.db.path))
             cursor = conn.execute(
-                "SELECT tenant_id, id, conversation_id, said_at_us, tags, metadata, vector"
-                " FROM memories"
+                "SELECT tenant_id, id, conversation_id, said_at_us, tags, metadata, vector,"
+                " rowid FROM memories"
             )
             while rows := cursor.fetchmany(_REBUILD_BATCH):
                 loader.load(rows)
@@ -134,11 +135,12 @@ class SqliteMemoryIndex:
     async def apply(self, change: IndexChange) -> None:
         """Make a committed change searchable."""
         if self.loaded:
-            await self._run(self._apply, change)
+            rowids = await self.db.read(partial(_rowids, [i.memory.id for i in change.added]))
+            await self._run(self._apply, change, rowids)
         with self._lock:
             self._generations[change.tenant_id] = self._generations.get(change.tenant_id, 0) + 1
 
-    def _apply(self, change: IndexChange) -> None:
+    def _apply(self, change: IndexChange, rowids: Mapping[str, int]) -> None:
         tenant = self._tenant(change.tenant_id, create=bool(change.added))
         if tenant is None:
             return
@@ -147,8 +149,12 @@ class SqliteMemoryIndex:
                 tenant.remove(memory_id)
             for item in change.added:
                 memory = item.memory
+                rowid = rowids.get(memory.id)
+                if rowid is None:  # deleted since it was committed: its removal follows
+                    continue
                 tenant.add(
                     memory_id=memory.id,
+                    rowid=rowid,
                     conversation_id=memory.conversation_id,
                     vectors=codec.unit_rows(item.vectors, self.dimension),
                     said_at_us=codec.to_micros(memory.said_at),
@@ -240,14 +246,16 @@ class SqliteMemoryIndex:
         loose = covered / in_scope
         limit = int(k * min(loose, 8.0)) + 16
         return self.db.submit_read(
-            lambda conn: keyword_hits(
-                conn,
-                text,
-                tenant_id=tenant_id,
-                tags=tags,
-                limit=limit,
-                planner=self.planner,
-                covered=covered,
+            lambda conn: tenant.hits_by_id(
+                keyword_hits(
+                    conn,
+                    text,
+                    tenant_id=tenant_id,
+                    tags=tags,
+                    limit=limit,
+                    planner=self.planner,
+                    covered=covered,
+                )
             )
         )
 
@@ -372,10 +380,11 @@ class _Loader:
             tenant = self.tenants[tenant_id]
             known = self.groups[tenant_id]
             ids: list[str] = []
+            rowids: list[int] = []
             conversations: list[str] = []
             said_at: list[int] = []
             groups: list[int] = []
-            for _, mid, conversation, said, tags, metadata, blob in mine:
+            for _, mid, conversation, said, tags, metadata, blob, rowid in mine:
                 if not blob or len(blob) % self.width:
                     raise ConfigurationError(
                         f"Memory {mid} in {self.path} has vectors of {len(blob)} bytes, not "
@@ -393,11 +402,28 @@ class _Loader:
                 else:
                     tenant.groups.acquire_group(group, count=pieces)
                 ids.extend([mid] * pieces)
+                rowids.extend([rowid] * pieces)
                 conversations.extend([conversation] * pieces)
                 said_at.extend([said] * pieces)
                 groups.extend([group] * pieces)
             tenant.reserve(len(ids))
-            tenant.load(ids, conversations, b"".join(r[6] for r in mine), said_at, groups)
+            tenant.load(
+                ids,
+                rowids=rowids,
+                conversation_ids=conversations,
+                vectors=b"".join(r[6] for r in mine),
+                said_at_us=said_at,
+                groups=groups,
+            )
+
+
+def _rowids(memory_ids: Sequence[str], conn: sqlite3.Connection) -> dict[str, int]:
+    """The SQLite rowids of these memories (those still in the file)."""
+    found: dict[str, int] = {}
+    for ids in chunks(memory_ids):
+        sql = f"SELECT id, rowid FROM memories WHERE id IN ({marks(len(ids))})"  # noqa: S608
+        found.update(conn.execute(sql, ids))
+    return found
 
 
 def _next_power_of_two(n: int) -> int:

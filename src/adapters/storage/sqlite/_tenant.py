@@ -111,6 +111,10 @@ class TenantIndex:
         self.said_at = np.empty(capacity, np.int64)
         self.group = np.empty(capacity, np.int32)
         self.conversation = np.empty(capacity, np.int32)
+        #: The SQLite rowid of each row's memory (what the FTS5 index returns).
+        self.rowid = np.empty(capacity, np.int64)
+        #: The memory id of each SQLite rowid (the keyword side's hits, without a join).
+        self.by_rowid: dict[int, str] = {}
         #: The memory id of each row.
         self.ids: list[str] = []
         #: The rows of each memory.
@@ -141,7 +145,7 @@ class TenantIndex:
         vectors = np.empty((capacity, self.dim), np.float32)
         vectors[:n] = self.vectors[:n]
         self.vectors = vectors
-        for name in ("said_at", "group", "conversation"):
+        for name in ("said_at", "group", "conversation", "rowid"):
             old = getattr(self, name)
             new = np.empty(capacity, old.dtype)
             new[:n] = old[:n]
@@ -162,6 +166,7 @@ class TenantIndex:
         self,
         *,
         memory_id: str,
+        rowid: int,
         conversation_id: str,
         vectors: F32,
         said_at_us: int,
@@ -178,6 +183,8 @@ class TenantIndex:
         self.said_at[start:stop] = said_at_us
         self.group[start:stop] = group
         self.conversation[start:stop] = self._conversation(conversation_id)
+        self.rowid[start:stop] = rowid
+        self.by_rowid[rowid] = memory_id
         self.ids.extend([memory_id] * count)
         self.rows[memory_id] = list(range(start, stop))
         self.n = stop
@@ -192,6 +199,7 @@ class TenantIndex:
         rows = self.rows.pop(memory_id, None)
         if rows is None:
             return False
+        self.by_rowid.pop(int(self.rowid[rows[0]]), None)
         # Highest first: a row of this memory never moves into a hole of its own.
         for slot in sorted(rows, reverse=True):
             self.groups.release(int(self.group[slot]))
@@ -206,6 +214,7 @@ class TenantIndex:
                 self.said_at[slot] = self.said_at[last]
                 self.group[slot] = self.group[last]
                 self.conversation[slot] = self.conversation[last]
+                self.rowid[slot] = self.rowid[last]
                 self.ids[slot] = moved
                 others = self.rows[moved]
                 others[others.index(last)] = slot
@@ -245,6 +254,8 @@ class TenantIndex:
     def load(
         self,
         memory_ids: Sequence[str],
+        *,
+        rowids: Sequence[int],
         conversation_ids: Sequence[str],
         vectors: bytes,
         said_at_us: Sequence[int],
@@ -261,6 +272,8 @@ class TenantIndex:
         self.said_at[start:stop] = said_at_us
         self.group[start:stop] = groups
         self.conversation[start:stop] = [self._conversation(c) for c in conversation_ids]
+        self.rowid[start:stop] = rowids
+        self.by_rowid.update(zip(rowids, memory_ids, strict=True))
         self.ids.extend(memory_ids)
         for slot, memory_id in enumerate(memory_ids, start):
             self.rows.setdefault(memory_id, []).append(slot)
@@ -288,6 +301,12 @@ class TenantIndex:
         return self._conversations.setdefault(conversation_id, len(self._conversations))
 
     # --- search ----------------------------------------------------------------------------------
+
+    def hits_by_id(self, hits: Sequence[tuple[int, float]]) -> list[tuple[str, float]]:
+        """Keyword hits keyed by SQLite rowid, as memory ids (other tenants' rows dropped)."""
+        with self.lock:
+            known = self.by_rowid
+            return [(known[rowid], score) for rowid, score in hits if rowid in known]
 
     def candidates(self, memory_filter: MemoryFilter) -> Idx | None:
         """The slots passing the filter, or None when every slot does."""
