@@ -192,3 +192,36 @@ async def test_the_keyword_side_runs_alone_and_its_hits_feed_the_search(
     assert by_id["other"].keyword_rank == 0
     assert by_id["other"].keyword_score == 3.0
     assert by_id["hive"].keyword_rank is None
+
+
+async def last_rowid(backend: SqliteBackend) -> int:
+    def read(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("SELECT max(rowid) FROM memories").fetchone()[0])
+
+    return await backend.conversations.db.read(read)
+
+
+async def test_keyword_hits_follow_a_rowid_that_sqlite_reuses(backend: SqliteBackend) -> None:
+    # The keyword side maps FTS5 rowids to memories in memory. SQLite gives the
+    # next row the rowid of a deleted last row: the map must follow.
+    await ingest(backend, [memory("acme", "c1", "kayak", "we rented a kayak", unit(RNG))])
+    before = await last_rowid(backend)
+    conv = conversation("acme", "c1", stored([Message.from_text("user", "a canoe")]))
+    replaced = attrs.evolve(
+        created(conv, [memory("acme", "c1", "canoe", "we rented a canoe", unit(RNG))]),
+        kind="replaced",
+        removed_memory_ids=("kayak",),
+    )
+    await backend.conversations.commit(replaced)
+    await backend.index.apply(index_change(conv, replaced))
+    after = await last_rowid(backend)
+    assert after == before  # the rowid was reused
+    assert await keyword(backend, "canoe") == ["canoe"]
+    assert await keyword(backend, "kayak") == []
+
+    # Another tenant's memory on the reused rowid is not this tenant's hit.
+    removed = await backend.conversations.delete_conversation("acme", "c1")
+    assert removed == ("canoe",)
+    await backend.index.apply(IndexChange("acme", "c1", removed_memory_ids=removed))
+    await ingest(backend, [memory("globex", "g1", "theirs", "a canoe of theirs", unit(RNG))])
+    assert await keyword(backend, "canoe") == []
