@@ -135,7 +135,8 @@ class SqliteMemoryIndex:
     async def apply(self, change: IndexChange) -> None:
         """Make a committed change searchable."""
         if self.loaded:
-            rowids = await self.db.read(partial(_rowids, [i.memory.id for i in change.added]))
+            added = [item.memory.id for item in change.added]
+            rowids = await self.db.read(partial(_rowids, added)) if added else {}
             await self._run(self._apply, change, rowids)
         with self._lock:
             self._generations[change.tenant_id] = self._generations.get(change.tenant_id, 0) + 1
