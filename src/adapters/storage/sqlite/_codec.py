@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 
@@ -162,23 +163,7 @@ def memory_from_row(row: Sequence[Any]) -> Memory:
 
 
 def annotations_json(annotations: Sequence[Annotation]) -> str:
-    return dumps(
-        [
-            {
-                "similarity": a.similarity,
-                "id": a.id,
-                "content": a.content,
-                "type": a.type,
-                "url": a.url,
-                "title": a.title,
-                "description": a.description,
-                "og_image": a.og_image,
-                "created_at": a.created_at,
-                "updated_at": a.updated_at,
-            }
-            for a in annotations
-        ]
-    )
+    return dumps([attrs.asdict(a) for a in annotations])
 
 
 def thread_message_from_row(row: Sequence[Any]) -> ThreadMessage:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any, TypeAlias
 
@@ -119,6 +120,24 @@ def _block_scores(codes: I8, qs: F32, idx: Idx | None, span: tuple[int, int], ou
             np.einsum("ij,j->i", wide, qs, out=out[s:e])
 
 
+def _in_halves(
+    work: Callable[[tuple[int, int]], None],
+    count: int,
+    block: int,
+    min_blocks: int,
+    helper: Executor | None,
+) -> None:
+    """Run ``work`` over rows ``0..count``: with at least ``min_blocks`` blocks and a
+    ``helper``, the second half (from a block boundary) runs on the helper at once."""
+    if helper is None or count < min_blocks * block:
+        work((0, count))
+        return
+    half = (count // 2 // block) * block
+    other = helper.submit(work, (half, count))
+    work((0, half))
+    other.result()
+
+
 def approx_scores(
     codes: I8,
     qs: F32,
@@ -130,13 +149,7 @@ def approx_scores(
     """int8 scores of the first ``rows`` rows, or of rows ``idx``; split with ``helper``."""
     count = rows if idx is None else len(idx)
     out = np.empty(count, np.float32)
-    if helper is None or count < 8 * BLOCK:
-        _block_scores(codes, qs, idx, (0, count), out)
-        return out
-    half = (count // 2 // BLOCK) * BLOCK
-    other = helper.submit(_block_scores, codes, qs, idx, (half, count), out)
-    _block_scores(codes, qs, idx, (0, half), out)
-    other.result()
+    _in_halves(lambda span: _block_scores(codes, qs, idx, span, out), count, BLOCK, 8, helper)
     return out
 
 
@@ -290,13 +303,9 @@ def hamming(bits: U64, qbits: U64, *, rows: int, idx: Idx | None, helper: Execut
     """
     count = rows if idx is None else len(idx)
     out = np.empty(count, np.uint16)
-    if helper is None or count < 2 * BITS_BLOCK:
-        _block_hamming(bits, qbits, idx, (0, count), out)
-        return out
-    half = (count // 2 // BITS_BLOCK) * BITS_BLOCK
-    other = helper.submit(_block_hamming, bits, qbits, idx, (half, count), out)
-    _block_hamming(bits, qbits, idx, (0, half), out)
-    other.result()
+    _in_halves(
+        lambda span: _block_hamming(bits, qbits, idx, span, out), count, BITS_BLOCK, 2, helper
+    )
     return out
 
 
@@ -336,11 +345,5 @@ def gathered_scores(vectors: F32, q: F32, idx: Idx, helper: Executor | None) -> 
     """
     count = len(idx)
     out = np.empty(count, np.float32)
-    if helper is None or count < 4 * BLOCK:
-        _block_gathered(vectors, q, idx, (0, count), out)
-        return out
-    half = (count // 2 // BLOCK) * BLOCK
-    other = helper.submit(_block_gathered, vectors, q, idx, (half, count), out)
-    _block_gathered(vectors, q, idx, (0, half), out)
-    other.result()
+    _in_halves(lambda span: _block_gathered(vectors, q, idx, span, out), count, BLOCK, 4, helper)
     return out
