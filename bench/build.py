@@ -24,7 +24,7 @@ from attrs import define
 
 from bench import _http
 from bench._corpus import Conversation, Corpus
-from bench._server import start_server
+from bench._server import Server, start_server
 from memoryd.core.memories import build_memories
 from memoryd.core.model import Message, StoredMessage
 from memoryd.settings import Settings, load_settings
@@ -58,6 +58,10 @@ class Stage:
     seconds: float
     server_cpu_seconds: float
     load_average: tuple[float, float, float]
+
+    @property
+    def messages_per_second(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
 
 
 @define
@@ -187,7 +191,6 @@ async def build(
     log: Any = print,
 ) -> Build:
     """Ingest the corpus up to ``sizes[-1]`` messages, snapshotting each size."""
-    from bench.machine import load_average
 
     conversations = list(corpus.conversations(sizes[-1]))
     settings = server_settings(env)
@@ -208,21 +211,9 @@ async def build(
     for size, part in zip(sizes, _split(conversations, sizes), strict=True):
         with start_server(live, env=env) as server:
             key = server.key or key
-            cpu = server.cpu_seconds()
-            async with _http.client(server.url, key) as api:
-                stats = await _http.ingest(api, part, concurrency=CONCURRENCY)
-            stages.append(
-                Stage(
-                    size=size,
-                    conversations=stats.conversations,
-                    messages=stats.messages,
-                    memories=stats.memories,
-                    seconds=stats.seconds,
-                    server_cpu_seconds=server.cpu_seconds() - cpu,
-                    load_average=load_average(),
-                )
-            )
-            log(f"  {size}: {stats.messages_per_second:.1f} messages/s")
+            stage = await ingest_stage(server, key, part, size)
+            stages.append(stage)
+            log(f"  {size}: {stage.messages_per_second:.1f} messages/s")
         target = work / f"data-{size}"
         copy_data(live, target)
         dirs[size] = str(target)
@@ -251,12 +242,32 @@ class IngestRun:
 
     @property
     def messages_per_second(self) -> float:
-        return self.stage.messages / self.stage.seconds if self.stage.seconds else 0.0
+        return self.stage.messages_per_second
 
     @property
     def share(self) -> float:
         raw = self.raw_messages_per_second
         return self.messages_per_second / raw if raw else 0.0
+
+
+async def ingest_stage(
+    server: Server, key: str, conversations: Sequence[Conversation], size: int
+) -> Stage:
+    """``conversations`` posted to ``server`` through HTTP, with the server's CPU time."""
+    from bench.machine import load_average
+
+    cpu = server.cpu_seconds()
+    async with _http.client(server.url, key) as api:
+        stats = await _http.ingest(api, conversations, concurrency=CONCURRENCY)
+    return Stage(
+        size=size,
+        conversations=stats.conversations,
+        messages=stats.messages,
+        memories=stats.memories,
+        seconds=stats.seconds,
+        server_cpu_seconds=server.cpu_seconds() - cpu,
+        load_average=load_average(),
+    )
 
 
 async def measure_ingest(
@@ -273,7 +284,6 @@ async def measure_ingest(
     The raw model embeds the texts memoryd embeds for the first
     ``raw_messages`` of them, in this process while the server is idle.
     """
-    from bench.machine import load_average
 
     conversations = list(corpus.conversations(messages, prefix="t"))
     settings = server_settings(env)
@@ -288,19 +298,8 @@ async def measure_ingest(
         assert server.key is not None
         before = raw_rate(sample, settings)
         log(f"  raw before: {before.messages_per_second:.1f} messages/s")
-        cpu = server.cpu_seconds()
-        async with _http.client(server.url, server.key) as api:
-            stats = await _http.ingest(api, conversations, concurrency=CONCURRENCY)
-        stage = Stage(
-            size=messages,
-            conversations=stats.conversations,
-            messages=stats.messages,
-            memories=stats.memories,
-            seconds=stats.seconds,
-            server_cpu_seconds=server.cpu_seconds() - cpu,
-            load_average=load_average(),
-        )
-        log(f"  memoryd: {stats.messages_per_second:.1f} messages/s")
+        stage = await ingest_stage(server, server.key, conversations, messages)
+        log(f"  memoryd: {stage.messages_per_second:.1f} messages/s")
         after = raw_rate(sample, settings)
         log(f"  raw after: {after.messages_per_second:.1f} messages/s")
     shutil.rmtree(live, ignore_errors=True)

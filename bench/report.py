@@ -240,10 +240,9 @@ def ingest_section(i: IngestRun | None, b: Build | None, reused: bool) -> list[s
     ]
     previous = 0
     for s in b.stages:
-        rate = s.messages / s.seconds if s.seconds else 0.0
         lines.append(
             f"| {previous:,} → {s.size:,} | {s.messages:,} | {s.memories:,} | {s.seconds:.0f} "
-            f"| {rate:.1f} | {s.server_cpu_seconds:.0f} | "
+            f"| {s.messages_per_second:.1f} | {s.server_cpu_seconds:.0f} | "
             + " ".join(f"{x:.2f}" for x in s.load_average)
             + " |"
         )
