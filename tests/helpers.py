@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 from memoryd.settings import Settings, load_settings
 
 MakeKey = Callable[..., Awaitable[str]]
@@ -19,3 +21,11 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
 
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+async def serve_on_loopback(runner: web.AppRunner) -> str:
+    """Set ``runner`` up on 127.0.0.1 at a free port; its base URL (``cleanup()`` stops it)."""
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    return f"http://{host}:{port}"

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.helpers import auth
+from tests.helpers import auth, serve_on_loopback
 
 Client = TestClient[Any, Any]
 
@@ -103,10 +103,7 @@ async def served(app: web.Application, *, like_memoryd: bool) -> AsyncIterator[s
             await server.close()
         return
     runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
     try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        host, port = runner.addresses[0][:2]
-        yield f"http://{host}:{port}"
+        yield await serve_on_loopback(runner)
     finally:
         await runner.cleanup()

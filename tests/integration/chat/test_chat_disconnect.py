@@ -19,7 +19,7 @@ from aiohttp import web
 from attrs import define, field
 
 from memoryd import bootstrap
-from tests.helpers import MakeKey, auth, make_settings
+from tests.helpers import MakeKey, auth, make_settings, serve_on_loopback
 from tests.integration.chat.chat_helpers import chat_tasks, served
 
 
@@ -37,9 +37,7 @@ class SilentModel:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/v1"
+        self.url = await serve_on_loopback(self._runner) + "/v1"
 
     async def close(self) -> None:
         self._closing.set()

@@ -12,6 +12,7 @@ from aiohttp import web
 from attrs import define, field
 
 from memoryd.adapters.llm import EmbeddedLlamaServer
+from tests.helpers import serve_on_loopback
 
 #: The key the module's llama.cpp server requires (it must never show up in errors or logs).
 SECRET = "sk-llm-test-do-not-leak-0123456789"
@@ -62,11 +63,7 @@ class StallingProxy:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}/v1"
+        self.url = await serve_on_loopback(self._runner) + "/v1"
 
     async def close(self) -> None:
         self._closing.set()
