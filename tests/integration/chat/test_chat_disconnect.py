@@ -16,52 +16,23 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from attrs import define, field
 
 from memoryd import bootstrap
-from tests.helpers import MakeKey, auth, make_settings, serve_on_loopback
+from tests.helpers import MakeKey, StallingCompletions, auth, make_settings
 from tests.integration.chat.chat_helpers import chat_tasks, served
 
 
-@define
-class SilentModel:
-    """Streams one chat completion chunk, then is silent; notes when its client leaves."""
-
-    requests: int = 0
-    client_left: asyncio.Event = field(factory=asyncio.Event)
-    _closing: asyncio.Event = field(factory=asyncio.Event)
-    _runner: web.AppRunner | None = None
-    url: str = ""
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self._handle)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
-        self.url = await serve_on_loopback(self._runner) + "/v1"
-
-    async def close(self) -> None:
-        self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        self.requests += 1
-        await request.read()
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        chunk = {"choices": [{"index": 0, "delta": {"content": "Once upon a time"}}]}
-        await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        try:
-            await self._closing.wait()
-        except asyncio.CancelledError:
-            self.client_left.set()
-            raise
-        return response
+async def one_chunk(body: bytes, response: web.StreamResponse) -> None:
+    """The start of a story, and no more."""
+    del body
+    chunk = {"choices": [{"index": 0, "delta": {"content": "Once upon a time"}}]}
+    await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
 
 @pytest.fixture
-async def silent_model() -> AsyncIterator[SilentModel]:
-    model = SilentModel()
+async def silent_model() -> AsyncIterator[StallingCompletions]:
+    """A model that streams one chunk, then is silent; notes when its client leaves."""
+    model = StallingCompletions(one_chunk)
     await model.start()
     try:
         yield model
@@ -74,7 +45,7 @@ async def silent_model() -> AsyncIterator[SilentModel]:
 async def test_a_client_that_leaves_a_silent_model_is_noticed(
     make_key: MakeKey,
     tmp_path: Path,
-    silent_model: SilentModel,
+    silent_model: StallingCompletions,
     sse: bool,
     like_memoryd: bool,
 ) -> None:

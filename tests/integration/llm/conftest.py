@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
 from aiohttp import web
-from attrs import define, field
 
 from memoryd.adapters.llm import EmbeddedLlamaServer
-from tests.helpers import serve_on_loopback
+from tests.helpers import Opening, StallingCompletions
 
 #: The key the module's llama.cpp server requires (it must never show up in errors or logs).
 SECRET = "sk-llm-test-do-not-leak-0123456789"
@@ -43,61 +41,29 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield shared
 
 
-@define
-class StallingProxy:
-    """Passes the first ``events`` SSE events from llama.cpp, then goes silent.
+def passing(upstream: str, key: str, events: int = 3) -> Opening:
+    """An opening that passes llama.cpp's first ``events`` SSE events, whole."""
 
-    It stays silent until its client leaves (``client_left`` is set then) or
-    the proxy closes. Handlers are cancelled when their client disconnects.
-    """
+    async def opening(body: bytes, response: web.StreamResponse) -> None:
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+        async with (
+            aiohttp.ClientSession() as client,
+            client.post(f"{upstream}/chat/completions", data=body, headers=headers) as up,
+        ):
+            passed = 0
+            async for line in up.content:
+                await response.write(line)
+                passed += line.startswith(b"data:")
+                if passed >= events and not line.strip():
+                    return  # the last event passed whole; from here on, silence
 
-    upstream: str
-    key: str
-    events: int = 3
-    client_left: asyncio.Event = field(factory=asyncio.Event)
-    _closing: asyncio.Event = field(factory=asyncio.Event)
-    _runner: web.AppRunner | None = None
-    url: str = ""
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self._handle)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
-        self.url = await serve_on_loopback(self._runner) + "/v1"
-
-    async def close(self) -> None:
-        self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.key}"}
-        try:
-            async with (
-                aiohttp.ClientSession() as client,
-                client.post(f"{self.upstream}/chat/completions", data=body, headers=headers) as up,
-            ):
-                response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-                await response.prepare(request)
-                passed = 0
-                async for line in up.content:
-                    await response.write(line)
-                    passed += line.startswith(b"data:")
-                    if passed >= self.events and not line.strip():
-                        break  # the last event passed whole; from here on, silence
-                await self._closing.wait()
-                return response
-        except asyncio.CancelledError:
-            self.client_left.set()
-            raise
+    return opening
 
 
 @pytest.fixture
-async def stalling_proxy(llama: EmbeddedLlamaServer) -> AsyncIterator[StallingProxy]:
-    """A :class:`StallingProxy` in front of the module's llama.cpp server."""
-    proxy = StallingProxy(upstream=llama.base_url, key=SECRET)
+async def stalling_proxy(llama: EmbeddedLlamaServer) -> AsyncIterator[StallingCompletions]:
+    """The module's llama.cpp server's first three events, then silence until the client leaves."""
+    proxy = StallingCompletions(passing(llama.base_url, SECRET))
     await proxy.start()
     try:
         yield proxy

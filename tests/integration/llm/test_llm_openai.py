@@ -18,8 +18,9 @@ import pytest
 from memoryd.adapters.llm import EmbeddedLlamaServer, OpenAIChatModel
 from memoryd.core.errors import ModelUnavailable
 from memoryd.core.ports import ChatTurn
+from tests.helpers import StallingCompletions
 
-from .conftest import SECRET, StallingProxy, free_port
+from .conftest import SECRET, free_port
 
 PROMPT = (
     ChatTurn("system", "You are a helpful assistant. Answer in one short sentence."),
@@ -98,7 +99,7 @@ async def test_a_server_that_is_down_fails_after_the_retries(
 
 
 async def test_a_stall_mid_answer_raises_after_the_read_timeout(
-    stalling_proxy: StallingProxy, session: aiohttp.ClientSession
+    stalling_proxy: StallingCompletions, session: aiohttp.ClientSession
 ) -> None:
     model = client(stalling_proxy.url, session, read_timeout=0.5)
     pieces: list[str] = []
@@ -111,7 +112,7 @@ async def test_a_stall_mid_answer_raises_after_the_read_timeout(
 
 
 async def test_cancelling_the_reader_closes_the_upstream_response(
-    stalling_proxy: StallingProxy, session: aiohttp.ClientSession
+    stalling_proxy: StallingCompletions, session: aiohttp.ClientSession
 ) -> None:
     model = client(stalling_proxy.url, session, read_timeout=60)
     first = asyncio.Event()
@@ -133,7 +134,7 @@ async def test_cancelling_the_reader_closes_the_upstream_response(
 
 
 async def test_closing_the_stream_early_closes_the_upstream_response(
-    stalling_proxy: StallingProxy, session: aiohttp.ClientSession
+    stalling_proxy: StallingCompletions, session: aiohttp.ClientSession
 ) -> None:
     model = client(stalling_proxy.url, session, read_timeout=60)
     async with asyncio.timeout(30):
