@@ -134,37 +134,44 @@ async def test_dense_search_equals_brute_force_under_random_filters(
     tuning = ScanTuning(quantise_from=50, exact_below=20, rescore=40) if quantised else ScanTuning()
     backend = await open_sqlite(db_path, model_name=MODEL, dimension=DIM, tuning=tuning)
     try:
-        items = random_memories(400, seed=1)
-        await ingest(backend, items + random_memories(50, seed=2, tenant="globex"))
-        rng = random.Random(3)
-        nprng = np.random.default_rng(4)
-        for _ in range(150):
-            memory_filter = random_filter(rng, "acme")
-            q = unit(nprng)
-            k = rng.choice([1, 5, 10, 50])
-            want, scores = brute_force(items, q, memory_filter, k)
-            got = await dense(backend, memory_filter, q, k)
-            assert_same_top(got, want, scores)
-
-        # Deletes move the last rows into the holes: every column must move along.
-        for item in items[::3]:
-            m = item.memory
-            removed = await backend.conversations.delete_conversation(
-                m.tenant_id, m.conversation_id
-            )
-            assert removed == (m.id,)
-            await backend.index.apply(
-                IndexChange("acme", m.conversation_id, removed_memory_ids=removed)
-            )
-        kept = [item for i, item in enumerate(items) if i % 3]
-        assert backend.index.size("acme") == len(kept)
-        for _ in range(50):
-            memory_filter = random_filter(rng, "acme")
-            q = unit(nprng)
-            want, scores = brute_force(kept, q, memory_filter, 10)
-            assert_same_top(await dense(backend, memory_filter, q, 10), want, scores)
+        await check_against_brute_force(backend, seed=1, rounds=150, every=3, after=50)
     finally:
         await backend.close()
+
+
+async def check_against_brute_force(
+    backend: SqliteBackend, *, seed: int, rounds: int, every: int, after: int
+) -> None:
+    """Dense search equals brute force under random filters, before and after deletes.
+
+    Every ``every``-th memory is deleted: deletes move the last rows into the
+    holes, and every column (vectors, codes, bits, groups) must move along.
+    """
+    items = random_memories(400, seed=seed)
+    await ingest(backend, items + random_memories(50, seed=seed + 1, tenant="globex"))
+    rng = random.Random(seed + 2)
+    nprng = np.random.default_rng(seed + 3)
+    for _ in range(rounds):
+        memory_filter = random_filter(rng, "acme")
+        q = unit(nprng)
+        k = rng.choice([1, 5, 10, 50])
+        want, scores = brute_force(items, q, memory_filter, k)
+        assert_same_top(await dense(backend, memory_filter, q, k), want, scores)
+
+    for item in items[::every]:
+        m = item.memory
+        removed = await backend.conversations.delete_conversation(m.tenant_id, m.conversation_id)
+        assert removed == (m.id,)
+        await backend.index.apply(
+            IndexChange("acme", m.conversation_id, removed_memory_ids=removed)
+        )
+    kept = [item for i, item in enumerate(items) if i % every]
+    assert backend.index.size("acme") == len(kept)
+    for _ in range(after):
+        memory_filter = random_filter(rng, "acme")
+        q = unit(nprng)
+        want, scores = brute_force(kept, q, memory_filter, 10)
+        assert_same_top(await dense(backend, memory_filter, q, 10), want, scores)
 
 
 async def test_candidates_carry_cosine_for_keyword_hits(backend: SqliteBackend) -> None:

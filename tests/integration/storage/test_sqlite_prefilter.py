@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,16 +17,8 @@ from memoryd.adapters.storage.sqlite._scan import (
     sign_bits,
 )
 from memoryd.adapters.storage.sqlite._tenant import TenantIndex
-from memoryd.core.ports import IndexChange
-from tests.integration.storage.sqlite_helpers import DIM, MODEL, unit
-from tests.integration.storage.test_sqlite_index import (
-    assert_same_top,
-    brute_force,
-    dense,
-    ingest,
-    random_filter,
-    random_memories,
-)
+from tests.integration.storage.sqlite_helpers import DIM, MODEL
+from tests.integration.storage.test_sqlite_index import check_against_brute_force
 
 needs_popcount = pytest.mark.skipif(not HAS_POPCOUNT, reason="numpy < 2 has no bitwise_count")
 
@@ -47,30 +38,7 @@ async def test_prefiltered_search_equals_brute_force(db_path: Path, prefilter: s
     tuning = TUNINGS[prefilter]
     backend = await open_sqlite(db_path, model_name=MODEL, dimension=DIM, tuning=tuning)
     try:
-        items = random_memories(400, seed=21)
-        await ingest(backend, items + random_memories(50, seed=22, tenant="globex"))
-        rng = random.Random(23)
-        nprng = np.random.default_rng(24)
-        for _ in range(100):
-            memory_filter = random_filter(rng, "acme")
-            q = unit(nprng)
-            k = rng.choice([1, 5, 10, 50])
-            want, scores = brute_force(items, q, memory_filter, k)
-            assert_same_top(await dense(backend, memory_filter, q, k), want, scores)
-        # Deletes move the last row into the hole: the codes must move along.
-        for item in items[::4]:
-            m = item.memory
-            removed = await backend.conversations.delete_conversation("acme", m.conversation_id)
-            assert removed is not None
-            await backend.index.apply(
-                IndexChange("acme", m.conversation_id, removed_memory_ids=removed)
-            )
-        kept = [item for i, item in enumerate(items) if i % 4]
-        for _ in range(40):
-            memory_filter = random_filter(rng, "acme")
-            q = unit(nprng)
-            want, scores = brute_force(kept, q, memory_filter, 10)
-            assert_same_top(await dense(backend, memory_filter, q, 10), want, scores)
+        await check_against_brute_force(backend, seed=21, rounds=100, every=4, after=40)
     finally:
         await backend.close()
 
