@@ -12,6 +12,7 @@ import aiohttp
 from attrs import define, field
 
 from bench._corpus import Conversation
+from bench._stats import per_second
 
 #: Every request gives up after this long: nothing in the bench waits forever.
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=600)
@@ -63,7 +64,7 @@ class IngestStats:
 
     @property
     def messages_per_second(self) -> float:
-        return self.messages / self.seconds if self.seconds else 0.0
+        return per_second(self.messages, self.seconds)
 
 
 async def ingest(

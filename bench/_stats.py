@@ -8,6 +8,11 @@ import numpy as np
 from attrs import frozen
 
 
+def per_second(count: float, seconds: float) -> float:
+    """``count`` over ``seconds`` (0 for no time)."""
+    return count / seconds if seconds else 0.0
+
+
 @frozen
 class Latency:
     """Percentiles of a set of latencies, in milliseconds."""

@@ -25,6 +25,7 @@ from attrs import define
 from bench import _http
 from bench._corpus import Conversation, Corpus
 from bench._server import Server, start_server
+from bench._stats import per_second
 from memoryd.core.memories import build_memories
 from memoryd.core.model import Message, StoredMessage
 from memoryd.settings import Settings, load_settings
@@ -44,7 +45,7 @@ class RawRate:
 
     @property
     def messages_per_second(self) -> float:
-        return self.messages / self.seconds if self.seconds else 0.0
+        return per_second(self.messages, self.seconds)
 
 
 @define
@@ -61,7 +62,7 @@ class Stage:
 
     @property
     def messages_per_second(self) -> float:
-        return self.messages / self.seconds if self.seconds else 0.0
+        return per_second(self.messages, self.seconds)
 
 
 @define
@@ -83,7 +84,7 @@ class Build:
 
     @property
     def messages_per_second(self) -> float:
-        return self.messages / self.seconds if self.seconds else 0.0
+        return per_second(self.messages, self.seconds)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(attrs.asdict(self), indent=1), encoding="utf-8")

@@ -20,7 +20,7 @@ from pathlib import Path
 import aiohttp
 from attrs import define
 
-from bench._stats import Latency
+from bench._stats import Latency, per_second
 
 _LUA = """
 local bodies = {}
@@ -67,7 +67,7 @@ class LoadResult:
 
     @property
     def throughput(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
+        return per_second(self.requests, self.seconds)
 
 
 def run_wrk(
