@@ -97,3 +97,24 @@ def test_settings_out_of_range_are_configuration_errors() -> None:
         EmbeddedLlamaServer(threads=0)
     with pytest.raises(ConfigurationError, match="llm_context_window"):
         EmbeddedLlamaServer(context_window=0)
+
+
+async def test_llm_auto_is_llamacpp_when_installed_and_extractive_otherwise(
+    tmp_path: Path,
+) -> None:
+    from memoryd.adapters.llm import ExtractiveChatModel
+    from memoryd.bootstrap import chat_model_resource
+    from tests.helpers import make_settings
+
+    cases = [
+        (make_settings(tmp_path, llm="auto", llm_model_path=tmp_path / "none.gguf"), "extractive"),
+        (make_settings(tmp_path, llm="auto"), "llamacpp"),
+    ]
+    kinds = {"extractive": ExtractiveChatModel, "llamacpp": LlamaCppChatModel}
+    for settings, kind in cases:
+        models = chat_model_resource(settings)
+        model = await anext(models)
+        try:
+            assert isinstance(model, kinds[kind]), kind
+        finally:
+            await models.aclose()
