@@ -1,4 +1,4 @@
-"""The error tree. The HTTP edge maps each class to one status code.
+"""The error tree. The HTTP edge maps each class to one status code (``adapters/http/_errors.py``).
 
 Every error carries a message that tells the user what to do, and optional
 ``details`` (JSON-able) that say which field, which limit or which setting.
@@ -14,8 +14,6 @@ from attrs import frozen
 class MemorydError(Exception):
     """Base of every error memoryd raises on purpose."""
 
-    #: The HTTP status the edge answers with.
-    status: ClassVar[int] = 500
     #: The message used when none is given.
     default_message: ClassVar[str] = "An unexpected error occurred"
 
@@ -36,7 +34,6 @@ class FieldError:
 class ValidationFailed(MemorydError):
     """The request is malformed; ``details`` lists each bad field with its path."""
 
-    status = 400
     default_message = "Invalid request"
 
     def __init__(self, errors: list[FieldError], message: str | None = None) -> None:
@@ -50,59 +47,50 @@ class ValidationFailed(MemorydError):
 class InvalidPrompt(MemorydError):
     """The chat request has no user message with text."""
 
-    status = 400
     default_message = "Invalid prompt - please rephrase your message"
 
 
 class Unauthorized(MemorydError):
     """No key, an unknown key or a revoked key."""
 
-    status = 401
     default_message = "Unauthorized"
 
 
 class QuotaExceeded(MemorydError):
     """The write would take the key past its token quota; nothing was stored."""
 
-    status = 402
     default_message = "Token quota exceeded"
 
 
 class Forbidden(MemorydError):
     """The key may not act on these container tags."""
 
-    status = 403
     default_message = "Forbidden"
 
 
 class NotFound(MemorydError):
     """No such thing for this key (also what another tenant's data looks like)."""
 
-    status = 404
     default_message = "Not found"
 
 
 class PayloadTooLarge(MemorydError):
-    status = 413
     default_message = "Request body too large"
 
 
 class StoreUnavailable(MemorydError):
     """The storage backend cannot be reached."""
 
-    status = 503
     default_message = "Database connection failed"
 
 
 class ModelUnavailable(MemorydError):
     """The chat model or embedding backend failed or cannot be reached."""
 
-    status = 503
     default_message = "Model backend unavailable"
 
 
 class ConfigurationError(MemorydError):
     """A setting is missing or wrong; the message names the setting."""
 
-    status = 500
     default_message = "Invalid configuration"

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from memoryd.adapters.http._keys import CONFIG
+from memoryd.core import errors
 from memoryd.core.errors import FieldError, MemorydError, PayloadTooLarge, ValidationFailed
 
 log = logging.getLogger("memoryd.http")
@@ -26,8 +27,32 @@ def error_response(status: int, message: str, details: Any = None) -> web.Respon
     return web.json_response(body, status=status)
 
 
+#: The status each core error answers with; a subclass not listed takes its base's.
+STATUS: dict[type, int] = {
+    errors.MemorydError: 500,
+    errors.ValidationFailed: 400,
+    errors.InvalidPrompt: 400,
+    errors.Unauthorized: 401,
+    errors.QuotaExceeded: 402,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.PayloadTooLarge: 413,
+    errors.StoreUnavailable: 503,
+    errors.ModelUnavailable: 503,
+    errors.ConfigurationError: 500,
+}
+
+
+def status_of(exc: MemorydError) -> int:
+    """The HTTP status for a core error: its class's entry in :data:`STATUS`, else its base's."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
 def from_error(exc: MemorydError) -> web.Response:
-    return error_response(exc.status, exc.message, exc.details)
+    return error_response(status_of(exc), exc.message, exc.details)
 
 
 _HTTP_MESSAGES = {
@@ -42,8 +67,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except MemorydError as exc:
-        if exc.status >= 500:
-            log.warning("%s %s -> %d %s", request.method, request.path, exc.status, exc.message)
+        status = status_of(exc)
+        if status >= 500:
+            log.warning("%s %s -> %d %s", request.method, request.path, status, exc.message)
         return from_error(exc)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[CONFIG].max_body_bytes

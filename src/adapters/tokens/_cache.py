@@ -54,9 +54,8 @@ BPE_FILES: Mapping[str, BpeFile] = {
 
 
 class CorruptTokenizerData(MemorydError):
-    """A BPE file does not match its sha256; the message names the file."""
+    """A BPE file does not match its sha256; the message names the file (a 500 at the edge)."""
 
-    status = 500
     default_message = "Tokenizer data is corrupt"
 
 
