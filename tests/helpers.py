@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+import statistics
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from attrs import define, field
 
@@ -79,3 +83,74 @@ class StallingCompletions:
         except asyncio.CancelledError:
             self.client_left.set()
             raise
+
+
+@contextlib.asynccontextmanager
+async def memoryd_on_loopback(settings: Settings) -> AsyncIterator[tuple[str, web.AppRunner]]:
+    """The real app on the real runner that ``memoryd serve`` uses: its base URL and runner."""
+    from memoryd import bootstrap
+    from memoryd.adapters.http import make_runner
+
+    runner = make_runner(await bootstrap.create_app(settings), bootstrap.server_limits(settings))
+    try:
+        yield await serve_on_loopback(runner), runner
+    finally:
+        await runner.cleanup()
+
+
+@define
+class HealthProbe:
+    """Asks ``GET /health`` on a fresh connection every ``every`` s while in its ``async with``.
+
+    ``times`` are the answer times in seconds (``inf`` for a failed probe). At most ``most``
+    probes, each within ``timeout`` s.
+    """
+
+    url: str
+    every: float = 0.05
+    most: int = 400
+    timeout: float = 10.0
+    times: list[float] = field(factory=list)
+    statuses: list[int] = field(factory=list)
+    _stop: asyncio.Event = field(factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> HealthProbe:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await asyncio.wait_for(self._task, self.timeout + 1)
+
+    @property
+    def slowest(self) -> float:
+        return max(self.times, default=0.0)
+
+    def summary(self) -> str:
+        if not self.times:
+            return "/health: no probe"
+        return (
+            f"/health: {len(self.times)} probes, median {statistics.median(self.times) * 1000:.1f}"
+            f" ms, slowest {self.slowest * 1000:.1f} ms"
+        )
+
+    async def _run(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            for _ in range(self.most):
+                started = time.perf_counter()
+                try:
+                    async with session.get(self.url + "/health") as response:
+                        await response.read()
+                        self.statuses.append(response.status)
+                        self.times.append(time.perf_counter() - started)
+                except (aiohttp.ClientError, TimeoutError):
+                    self.statuses.append(0)
+                    self.times.append(float("inf"))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.every)
+                if self._stop.is_set():
+                    return

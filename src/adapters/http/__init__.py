@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from memoryd.adapters.http._app import build_app
 from memoryd.adapters.http._keys import HttpConfig, Services
+from memoryd.adapters.http._server import ServerLimits, make_runner
 
-__all__ = ["HttpConfig", "Services", "build_app"]
+__all__ = ["HttpConfig", "ServerLimits", "Services", "build_app", "make_runner"]

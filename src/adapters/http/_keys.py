@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
-from attrs import frozen
+from attrs import Attribute, field, frozen
 
 from memoryd.core.auth import Authenticator
 from memoryd.core.chat import ChatService
 from memoryd.core.conversations import ConversationService
+from memoryd.core.errors import ConfigurationError
 from memoryd.core.ingest import IngestService
 from memoryd.core.model import Caller
 from memoryd.core.ports import ConversationStore
 from memoryd.core.retrieval import SearchService
 
 
+def positive(_: Any, attribute: Attribute[Any], value: float) -> None:
+    """An attrs validator: the setting of the field's name must be more than 0."""
+    if not value > 0:
+        raise ConfigurationError(
+            f"{attribute.name} must be more than 0, not {value!r}",
+            details={"setting": attribute.name},
+        )
+
+
 @frozen
 class HttpConfig:
     #: Add error details to 500 answers.
     development: bool = False
+    #: Larger request bodies get 413, also once decompressed.
     max_body_bytes: int = 10 * 1024 * 1024
+    #: Seconds a request body may take to arrive; then 408.
+    body_timeout: float = field(default=60.0, validator=positive)
     version: str = "0"
 
 
