@@ -1,38 +1,59 @@
-"""Use cases: read and forget a stored conversation."""
+"""Use cases: read and forget a stored conversation.
+
+Conversation ids are namespaced by the key's scope, as they are by tenant: a
+key limited to tags addresses by id only the conversations of its own scope
+(``Caller.scope``), so a conversation of another scope and one that does not
+exist take the same path and give the same 404. A key limited to no tags (the
+tenant's admin) reads and deletes across scopes.
+"""
 
 from __future__ import annotations
 
 from attrs import define
 
-from memoryd.core.errors import Forbidden, NotFound
-from memoryd.core.model import Caller, Conversation
-from memoryd.core.ports import ConversationStore, IndexChange, MemoryIndex
+from memoryd.core.errors import NotFound
+from memoryd.core.model import Caller, Conversation, Scope
+from memoryd.core.ports import ConversationStore, IndexChange, MemoryIndex, ThreadStore
+
+
+def addressable(caller: Caller) -> Scope | None:
+    """The scope a key reads and deletes by id in; None: every scope (a full key)."""
+    return caller.scope if caller.tag_limited else None
 
 
 @define
 class ConversationService:
     store: ConversationStore
     index: MemoryIndex
+    threads: ThreadStore
 
     async def get(self, caller: Caller, conversation_id: str) -> Conversation:
-        """The conversation, if this key may see it; else ``NotFound`` (never a 403)."""
-        found = await self.store.get_conversation(caller.tenant_id, conversation_id)
-        if found is None or not caller.can_see(found.container_tags):
+        """The conversation of that id this key may address; else ``NotFound`` (never a 403).
+
+        A key limited to tags gets the one of its own scope. A full key gets the
+        empty scope's, else the most recently updated one of that id.
+        """
+        found = await self.store.get_conversation(
+            caller.tenant_id, conversation_id, scope=addressable(caller)
+        )
+        if found is None:
             raise NotFound("Conversation not found", details={"conversationId": conversation_id})
         return found
 
     async def forget(self, caller: Caller, conversation_id: str) -> int:
-        """Delete the conversation, its messages, memories and vectors; return memories removed."""
-        found = await self.get(caller, conversation_id)
-        if not caller.may_use_tags(found.container_tags):
-            raise Forbidden(
-                f"This API key may not delete conversation {conversation_id!r}: it carries "
-                "container tags outside the key's",
-                details={"containerTags": sorted(set(found.container_tags) - set(caller.tags))},
-            )
-        removed = await self.store.delete_conversation(caller.tenant_id, conversation_id)
+        """Delete the conversation and every copy of its text; return memories removed.
+
+        Removes its messages, its memories (text, vectors, keyword rows), and the
+        text that chat threads quote of it in their annotations (kept as forgotten
+        citations). A key limited to tags deletes the conversation of its own
+        scope; a full key deletes the conversations of that id in every scope.
+        """
+        removed = await self.store.delete_conversation(
+            caller.tenant_id, conversation_id, scope=addressable(caller)
+        )
         if removed is None:
             raise NotFound("Conversation not found", details={"conversationId": conversation_id})
+        # The index change bumps the tenant's generation: cached searches miss from now on.
         await self.index.apply(
             IndexChange(
                 tenant_id=caller.tenant_id,
@@ -40,4 +61,5 @@ class ConversationService:
                 removed_memory_ids=removed,
             )
         )
+        await self.threads.forget_citations(caller.tenant_id, removed)
         return len(removed)

@@ -22,6 +22,16 @@ PartType: TypeAlias = Literal["text", "image_url", "image", "file"]
 Scalar: TypeAlias = str | int | float | bool
 #: Any JSON value (tool calls are stored as the client sent them).
 JsonValue: TypeAlias = Any
+#: The tag scope a conversation is addressed in: the sorted, distinct tags of the
+#: key that wrote it; empty for a key limited to no tags.
+Scope: TypeAlias = tuple[str, ...]
+#: What identifies a stored conversation within a tenant: its scope and its conversationId.
+DocumentKey: TypeAlias = tuple[Scope, str]
+
+
+def canonical_scope(tags: Sequence[str]) -> Scope:
+    """The scope of a key with ``tags``: sorted and distinct, so that the order never matters."""
+    return tuple(sorted(set(tags)))
 
 
 def _aware(_inst: object, attribute: attrs.Attribute[Any], value: datetime | None) -> None:
@@ -121,6 +131,10 @@ class Conversation:
     metadata: Mapping[str, Scalar] = field(factory=dict)
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    #: The scope it is addressed in: a key limited to tags reads, writes and deletes
+    #: by id only the conversations of its own scope (ids are namespaced by scope, as
+    #: they are by tenant). Empty: written by a key limited to no tags.
+    scope: Scope = ()
 
 
 @frozen
@@ -152,6 +166,13 @@ class Memory:
     metadata: Mapping[str, Scalar] = field(factory=dict)
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    #: The scope of the conversation it came from (see ``Conversation.scope``).
+    scope: Scope = ()
+
+    @property
+    def document(self) -> DocumentKey:
+        """The conversation it came from: two scopes may hold the same conversationId."""
+        return (self.scope, self.conversation_id)
 
 
 @frozen
@@ -202,6 +223,11 @@ class Caller:
     def tag_limited(self) -> bool:
         return bool(self.tags)
 
+    @property
+    def scope(self) -> Scope:
+        """The scope this key writes conversations in and addresses them by id."""
+        return canonical_scope(self.tags)
+
     def may_use_tags(self, tags: Sequence[str]) -> bool:
         """Whether every one of ``tags`` is inside this key's scope."""
         return not self.tags or set(tags) <= set(self.tags)
@@ -234,6 +260,18 @@ class Annotation:
     og_image: str
     created_at: str
     updated_at: str
+    #: The cited conversation was deleted: the text is gone, the id stays.
+    forgotten: bool = False
+
+    def forget(self) -> Annotation:
+        """This citation without what it quoted: the id, similarity, type and times stay.
+
+        The url, title, description and image go too, as they come from the
+        conversation's metadata.
+        """
+        return attrs.evolve(
+            self, content="", url="", title="", description="", og_image="", forgotten=True
+        )
 
 
 ChatRole: TypeAlias = Literal["user", "assistant", "system"]
@@ -255,5 +293,7 @@ class Thread:
     title: str = ""
     created_at: datetime | None = None
     updated_at: datetime | None = None
-    #: The tags of the key that started the thread; empty for a key limited to no tags.
+    #: The scope the thread was started in, which it keeps: the request's containerTags,
+    #: else the tags of the key that started it; empty means the whole tenant (a key
+    #: limited to no tags). Continuing it searches only within these tags.
     container_tags: tuple[str, ...] = ()

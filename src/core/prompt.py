@@ -28,7 +28,14 @@ from typing import Any
 from attrs import evolve, frozen
 
 from memoryd.core.errors import ConfigurationError, InvalidPrompt
-from memoryd.core.model import Annotation, ContentPart, Message, ScoredMemory, ThreadMessage
+from memoryd.core.model import (
+    Annotation,
+    ContentPart,
+    DocumentKey,
+    Message,
+    ScoredMemory,
+    ThreadMessage,
+)
 from memoryd.core.ports import ChatTurn, TokenCounter
 from memoryd.core.retrieval import ContextRule, select_context
 
@@ -235,10 +242,10 @@ def gather_context(
     would give a user with a single long conversation a single memory.
     """
     chosen = select_context(results, rule)
-    best = {r.memory.conversation_id: r.memory.id for r in chosen}
-    extra: dict[str, list[ScoredMemory]] = {}
+    best = {r.memory.document: r.memory.id for r in chosen}
+    extra: dict[DocumentKey, list[ScoredMemory]] = {}
     for found in sorted(results, key=lambda r: -r.similarity):
-        conversation = found.memory.conversation_id
+        conversation = found.memory.document
         if conversation not in best or found.memory.id == best[conversation]:
             continue
         if found.similarity <= rule.min_similarity:
@@ -333,9 +340,9 @@ def annotations_for(memories: Sequence[ScoredMemory]) -> list[Annotation]:
     give ``url``, ``title`` (default: the conversationId), ``description`` and
     ``ogImage``.
     """
-    groups: dict[str, list[ScoredMemory]] = {}
+    groups: dict[DocumentKey, list[ScoredMemory]] = {}
     for found in memories:
-        groups.setdefault(found.memory.conversation_id, []).append(found)
+        groups.setdefault(found.memory.document, []).append(found)
     return [_annotation(group) for group in groups.values()]
 
 

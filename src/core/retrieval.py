@@ -13,7 +13,7 @@ from attrs import define, field, frozen
 
 from memoryd.core.errors import Forbidden
 from memoryd.core.filters import Condition, MemoryFilter
-from memoryd.core.model import Caller, ScoredMemory
+from memoryd.core.model import Caller, DocumentKey, ScoredMemory
 from memoryd.core.ports import (
     Candidate,
     Embedder,
@@ -243,11 +243,11 @@ def select_context(results: Sequence[ScoredMemory], rule: ContextRule) -> list[S
         key=lambda r: -r.similarity,
     )
     unique: list[ScoredMemory] = []
-    seen: set[str] = set()
+    seen: set[DocumentKey] = set()
     for r in passing:
-        if r.memory.conversation_id in seen:
+        if r.memory.document in seen:
             continue
-        seen.add(r.memory.conversation_id)
+        seen.add(r.memory.document)
         unique.append(r)
         if len(unique) == rule.max_documents:
             break

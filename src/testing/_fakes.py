@@ -20,6 +20,7 @@ from memoryd.core.model import (
     ApiKey,
     Conversation,
     Memory,
+    Scope,
     ScoredMemory,
     Thread,
     ThreadMessage,
@@ -133,21 +134,43 @@ class CountingEmbedder:
         return await self.inner.embed_query(text)
 
 
+#: Where the fake keeps a conversation: (tenant, scope, conversationId).
+Where = tuple[str, Scope, str]
+
+
 @define
 class InMemoryStore:
     """ConversationStore, KeyStore and ThreadStore over dictionaries."""
 
-    conversations: dict[tuple[str, str], Conversation] = field(factory=dict)
-    memories: dict[tuple[str, str], list[str]] = field(factory=dict)
+    conversations: dict[Where, Conversation] = field(factory=dict)
+    memories: dict[Where, list[str]] = field(factory=dict)
     keys: dict[str, tuple[str, ApiKey]] = field(factory=dict)
     threads: dict[tuple[str, str], Thread] = field(factory=dict)
     available: bool = True
 
-    async def get_conversation(self, tenant_id: str, conversation_id: str) -> Conversation | None:
-        return self.conversations.get((tenant_id, conversation_id))
+    def _of_id(self, tenant_id: str, conversation_id: str) -> list[Where]:
+        """Every scope's conversation of that id, the empty scope's first, then newest first."""
+        found = [w for w in self.conversations if w[0] == tenant_id and w[2] == conversation_id]
 
-    async def memory_ids(self, tenant_id: str, conversation_id: str) -> tuple[str, ...]:
-        return tuple(self.memories.get((tenant_id, conversation_id), ()))
+        def newest_first(where: Where) -> tuple[bool, float]:
+            updated = self.conversations[where].updated_at
+            return (where[1] != (), -updated.timestamp() if updated else 0.0)
+
+        found.sort(key=newest_first)
+        return found
+
+    async def get_conversation(
+        self, tenant_id: str, conversation_id: str, *, scope: Scope | None = ()
+    ) -> Conversation | None:
+        if scope is None:
+            found = self._of_id(tenant_id, conversation_id)
+            return self.conversations[found[0]] if found else None
+        return self.conversations.get((tenant_id, scope, conversation_id))
+
+    async def memory_ids(
+        self, tenant_id: str, conversation_id: str, *, scope: Scope = ()
+    ) -> tuple[str, ...]:
+        return tuple(self.memories.get((tenant_id, scope, conversation_id), ()))
 
     async def commit(self, change: ConversationChange) -> None:
         conv = change.conversation
@@ -158,17 +181,27 @@ class InMemoryStore:
                     if key.quota_tokens is not None and used > key.quota_tokens:
                         raise QuotaExceeded("This write would pass the API key's token quota")
                     self.keys[digest] = (digest, attrs.evolve(key, used_tokens=used))
-        where = (conv.tenant_id, conv.conversation_id)
+        where = (conv.tenant_id, conv.scope, conv.conversation_id)
         self.conversations[where] = conv
         kept = [m for m in self.memories.get(where, []) if m not in change.removed_memory_ids]
         self.memories[where] = kept + [a.memory.id for a in change.added]
 
     async def delete_conversation(
-        self, tenant_id: str, conversation_id: str
+        self, tenant_id: str, conversation_id: str, *, scope: Scope | None = ()
     ) -> tuple[str, ...] | None:
-        if self.conversations.pop((tenant_id, conversation_id), None) is None:
+        wheres = (
+            self._of_id(tenant_id, conversation_id)
+            if scope is None
+            else [(tenant_id, scope, conversation_id)]
+        )
+        wheres = [w for w in wheres if w in self.conversations]
+        if not wheres:
             return None
-        return tuple(self.memories.pop((tenant_id, conversation_id), ()))
+        removed: list[str] = []
+        for where in wheres:
+            del self.conversations[where]
+            removed.extend(self.memories.pop(where, ()))
+        return tuple(removed)
 
     async def check(self) -> None:
         if not self.available:
@@ -212,8 +245,26 @@ class InMemoryStore:
         return False
 
     # ThreadStore
+    def _with_live_citations(
+        self, tenant_id: str, messages: Sequence[ThreadMessage]
+    ) -> tuple[ThreadMessage, ...]:
+        """``messages`` with citations of memories the tenant no longer has forgotten."""
+        live = {
+            m for (tenant, _, _), ids in self.memories.items() if tenant == tenant_id for m in ids
+        }
+        return tuple(
+            attrs.evolve(
+                m,
+                annotations=tuple(
+                    a if a.forgotten or a.id in live else a.forget() for a in m.annotations
+                ),
+            )
+            for m in messages
+        )
+
     async def create_thread(self, thread: Thread) -> None:
-        self.threads[(thread.tenant_id, thread.id)] = thread
+        messages = self._with_live_citations(thread.tenant_id, thread.messages)
+        self.threads[(thread.tenant_id, thread.id)] = attrs.evolve(thread, messages=messages)
 
     async def get_thread(self, tenant_id: str, thread_id: str) -> Thread | None:
         return self.threads.get((tenant_id, thread_id))
@@ -223,8 +274,25 @@ class InMemoryStore:
     ) -> None:
         thread = self.threads[(tenant_id, thread_id)]
         self.threads[(tenant_id, thread_id)] = attrs.evolve(
-            thread, messages=thread.messages + tuple(messages)
+            thread, messages=thread.messages + self._with_live_citations(tenant_id, messages)
         )
+
+    async def forget_citations(self, tenant_id: str, memory_ids: Sequence[str]) -> int:
+        gone = set(memory_ids)
+        changed = 0
+        for (tenant, thread_id), thread in list(self.threads.items()):
+            if tenant != tenant_id:
+                continue
+            messages = []
+            for m in thread.messages:
+                annotations = []
+                for a in m.annotations:
+                    forget = a.id in gone and not a.forgotten
+                    changed += forget
+                    annotations.append(a.forget() if forget else a)
+                messages.append(attrs.evolve(m, annotations=tuple(annotations)))
+            self.threads[(tenant, thread_id)] = attrs.evolve(thread, messages=tuple(messages))
+        return changed
 
     async def list_threads(
         self,
@@ -265,8 +333,9 @@ class InMemoryIndex:
         for item in change.added:
             self.memories[item.memory.id] = item.memory
             self.vectors[item.memory.id] = np.atleast_2d(np.asarray(item.vectors, np.float32))
+        document = (change.scope, change.conversation_id)
         for mid, old in list(self.memories.items()):
-            if old.tenant_id == change.tenant_id and old.conversation_id == change.conversation_id:
+            if old.tenant_id == change.tenant_id and old.document == document:
                 new = old
                 if change.container_tags is not None:
                     new = attrs.evolve(new, container_tags=change.container_tags)

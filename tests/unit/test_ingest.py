@@ -30,7 +30,7 @@ async def test_new_conversation_stores_messages_and_embeds_each(
 ) -> None:
     result = await ingest.ingest(caller, req("I love hiking", "Where do you hike?"))
     assert (result.kind, result.messages_added, result.memories_added) == ("created", 2, 2)
-    conv = store.conversations[("t1", "c1")]
+    conv = store.conversations[("t1", (), "c1")]
     assert [m.message.text for m in conv.messages] == ["I love hiking", "Where do you hike?"]
     assert [m.position for m in conv.messages] == [0, 1]
     assert embedder.texts_embedded == 2
@@ -50,7 +50,7 @@ async def test_same_messages_change_nothing(
     assert (result.kind, result.messages_added, result.memories_added) == ("unchanged", 0, 0)
     assert embedder.texts_embedded == 2
     assert index.memories == before
-    assert len(store.conversations[("t1", "c1")].messages) == 2
+    assert len(store.conversations[("t1", (), "c1")].messages) == 2
 
 
 async def test_append_embeds_only_new_messages(
@@ -62,14 +62,14 @@ async def test_append_embeds_only_new_messages(
     clock: FixedClock,
 ) -> None:
     await ingest.ingest(caller, req("one", "two"))
-    first_received = store.conversations[("t1", "c1")].messages[0].received_at
+    first_received = store.conversations[("t1", (), "c1")].messages[0].received_at
     clock.advance(60)
     result = await ingest.ingest(caller, req("one", "two", "three", "four"))
     assert (result.kind, result.messages_added, result.memories_added) == ("appended", 2, 2)
     assert len(embedder.calls) == 2  # one batch per ingest
     assert len(embedder.calls[-1]) == 2
     assert all("three" in t or "four" in t for t in embedder.calls[-1])
-    conv = store.conversations[("t1", "c1")]
+    conv = store.conversations[("t1", (), "c1")]
     assert [m.message.text for m in conv.messages] == ["one", "two", "three", "four"]
     assert conv.messages[0].received_at == first_received
     assert conv.messages[3].received_at > first_received
@@ -96,7 +96,7 @@ async def test_other_history_replaces(
     assert (result.memories_removed, result.memories_added) == (2, len(new))
     assert embedder.texts_embedded == 2 + len(new)
     assert not old_ids & set(index.memories)
-    assert [m.message.text for m in store.conversations[("t1", "c1")].messages] == list(new)
+    assert [m.message.text for m in store.conversations[("t1", (), "c1")].messages] == list(new)
 
 
 def test_classify_treats_timestamp_as_part_of_the_message() -> None:
@@ -116,7 +116,7 @@ async def test_latest_tags_and_metadata_replace_stored_ones(
     await ingest.ingest(caller, req("a", container_tags=("x",), metadata={"k": 1}))
     result = await ingest.ingest(caller, req("a", container_tags=("y",), metadata={"k": 2}))
     assert result.kind == "unchanged"
-    assert store.conversations[("t1", "c1")].container_tags == ("y",)
+    assert store.conversations[("t1", (), "c1")].container_tags == ("y",)
     assert [m.container_tags for m in index.memories.values()] == [("y",)]
     assert [dict(m.metadata) for m in index.memories.values()] == [{"k": 2}]
 
@@ -130,14 +130,42 @@ async def test_tag_limited_key_writes_only_its_tags(ingest: IngestService) -> No
     assert result.kind == "created"
 
 
-async def test_tag_limited_key_cannot_overwrite_conversation_outside_its_tags(
+async def test_a_tag_limited_key_writes_its_own_conversation_of_an_id_used_elsewhere(
     ingest: IngestService,
+    store: InMemoryStore,
+    index: InMemoryIndex,
     caller: Caller,
 ) -> None:
     await ingest.ingest(caller, req("x", container_tags=("secret",)))
     limited = Caller(tenant_id="t1", key_id="k", tags=("a",))
-    with pytest.raises(Forbidden):
-        await ingest.ingest(limited, req("y", container_tags=("a",)))
+    unknown = await ingest.ingest(limited, req("y", cid="never-used", container_tags=("a",)))
+    elsewhere = await ingest.ingest(limited, req("y", container_tags=("a",)))
+    # The same answer as for an id nobody used: a conversation of the key's own scope.
+    assert (elsewhere.kind, elsewhere.messages_added) == (unknown.kind, unknown.messages_added)
+    assert elsewhere.kind == "created"
+    admins = store.conversations[("t1", (), "c1")]
+    assert [m.message.text for m in admins.messages] == ["x"]
+    assert admins.container_tags == ("secret",)
+    assert store.conversations[("t1", ("a",), "c1")].container_tags == ("a",)
+    # Neither conversation's memories took on the other's tags.
+    by_text = {m.text.split(": ", 1)[1]: m for m in index.memories.values()}
+    assert (by_text["x"].container_tags, by_text["x"].scope) == (("secret",), ())
+    assert (by_text["y"].container_tags, by_text["y"].scope) == (("a",), ("a",))
+    # The same key writing again updates its own one; the admin's is untouched.
+    again = await ingest.ingest(limited, req("y", "z", container_tags=("a",)))
+    assert again.kind == "appended"
+    assert [m.message.text for m in store.conversations[("t1", (), "c1")].messages] == ["x"]
+
+
+async def test_keys_with_the_same_tags_in_any_order_share_a_scope(
+    ingest: IngestService, store: InMemoryStore
+) -> None:
+    one = Caller(tenant_id="t1", key_id="k1", tags=("b", "a"))
+    other = Caller(tenant_id="t1", key_id="k2", tags=("a", "b", "a"))
+    await ingest.ingest(one, req("x"))
+    result = await ingest.ingest(other, req("x", "y"))
+    assert result.kind == "appended"
+    assert set(store.conversations) == {("t1", ("a", "b"), "c1")}
 
 
 async def test_quota_refusal_stores_nothing(
@@ -160,7 +188,7 @@ async def test_tenants_do_not_share_conversations(
     await ingest.ingest(Caller(tenant_id="A", key_id="a"), req("alpha"))
     result = await ingest.ingest(Caller(tenant_id="B", key_id="b"), req("beta"))
     assert result.kind == "created"
-    assert set(store.conversations) == {("A", "c1"), ("B", "c1")}
+    assert set(store.conversations) == {("A", (), "c1"), ("B", (), "c1")}
 
 
 async def test_system_and_tool_messages_are_stored_not_memorised(
@@ -175,5 +203,5 @@ async def test_system_and_tool_messages_are_stored_not_memorised(
         Message(role="tool", content=(), tool_call_id="call_1"),
     )
     await ingest.ingest(caller, IngestRequest(conversation_id="c", messages=messages))
-    assert len(store.conversations[("t1", "c")].messages) == 3
+    assert len(store.conversations[("t1", (), "c")].messages) == 3
     assert [m.positions for m in index.memories.values()] == [(1,)]

@@ -129,3 +129,43 @@ async def test_a_tag_limited_key_sees_only_its_own_scopes_threads(
         body={"messages": [{"role": "user", "content": "Hi"}], "containerTags": ["bob"]},
     )
     assert denied.status == 403
+
+
+async def test_a_thread_keeps_the_scope_it_was_started_in(
+    client: Client, key: str, make_key: MakeKey
+) -> None:
+    alice = await make_key("acme", tags=("alice",))
+    await remember(client, key, "a", "Alice is going to Lisbon", containerTags=["alice"])
+    await remember(client, key, "b", "Bob is going to Lisbon", containerTags=["bob"])
+    await remember(client, key, "n", "Nobody is going to Lisbon")
+    hers, _ = await ask(client, alice, "Who is going to Lisbon?")
+    thread_id = hers.headers["Supermemory-Thread-Uuid"]
+    # The full key continues Alice's thread: it searches only within the thread's tags.
+    continued, body = await ask(client, key, "Who is going to Lisbon?", thread_id=thread_id)
+    assert continued.status == 200
+    assert "Alice is going" in answer_text(body)
+    assert "Bob" not in body.decode()
+    assert "Nobody" not in body.decode()
+    saved = await thread(client, alice, thread_id)
+    assert "Bob" not in str(saved)
+    assert "Nobody" not in str(saved)
+    # Tags outside the thread's are a 400 that names the field.
+    outside, _ = await ask(
+        client,
+        key,
+        body={
+            "messages": [{"role": "user", "content": "Who?"}],
+            "threadId": thread_id,
+            "containerTags": ["bob"],
+        },
+    )
+    assert outside.status == 400
+    assert (await outside.json())["details"][0]["path"] == "containerTags"
+    # A new thread keeps the request's tags as its scope: Alice may read it.
+    mine, _ = await ask(
+        client,
+        key,
+        body={"messages": [{"role": "user", "content": "Who?"}], "containerTags": ["alice"]},
+    )
+    scoped = mine.headers["Supermemory-Thread-Uuid"]
+    assert (await thread(client, alice, scoped))["id"] == scoped

@@ -86,8 +86,10 @@ async def test_tag_limited_key_sees_and_writes_only_its_tags(
     assert named.status == 403
     assert (await named.json())["details"]["containerTags"] == ["personal"]
 
+    # Ids are namespaced by the key's scope: a key limited to tags addresses by id only
+    # the conversations it (or a key of the same tags) wrote, whatever their tags.
     assert (await client.get("/v4/conversations/p", headers=auth(work))).status == 404
-    assert (await client.get("/v4/conversations/w", headers=auth(work))).status == 200
+    assert (await client.get("/v4/conversations/w", headers=auth(work))).status == 404
     assert (await client.delete("/v4/conversations/p", headers=auth(work))).status == 404
 
     refused = await client.post(
@@ -96,10 +98,31 @@ async def test_tag_limited_key_sees_and_writes_only_its_tags(
     assert refused.status == 403
     assert (await client.get("/v4/conversations/x", headers=auth(admin))).status == 404
 
+    # Writing an id that exists in another scope makes the key's own conversation, as
+    # writing an id that exists nowhere does: the admin's is untouched.
     overwrite = await client.post(
         "/v4/conversations", json=conv("p", "hijack", ["work"]), headers=auth(work)
     )
-    assert overwrite.status == 403
+    fresh = await client.post(
+        "/v4/conversations", json=conv("never-used", "hijack", ["work"]), headers=auth(work)
+    )
+    assert (overwrite.status, fresh.status) == (200, 200)
+    written, unknown = await overwrite.json(), await fresh.json()
+    assert {**written, "id": "", "conversationId": ""} == {
+        **unknown,
+        "id": "",
+        "conversationId": "",
+    }
+    assert written["action"] == "created"
+    kept = await (await client.get("/v4/conversations/p", headers=auth(admin))).json()
+    assert [m["content"] for m in kept["messages"]] == ["Quarterly dentist visit"]
+    assert kept["containerTags"] == ["personal"]
+    own = await (await client.get("/v4/conversations/p", headers=auth(work))).json()
+    assert [m["content"] for m in own["messages"]] == ["hijack"]
+    # The admin's memories kept their tags: the work key still cannot find them.
+    found = await client.post("/v4/search", json={"q": "dentist visit"}, headers=auth(work))
+    assert "dentist" not in await found.text()
+    assert (await client.delete("/v4/conversations/p", headers=auth(work))).status == 200
     kept = await (await client.get("/v4/conversations/p", headers=auth(admin))).json()
     assert [m["content"] for m in kept["messages"]] == ["Quarterly dentist visit"]
 

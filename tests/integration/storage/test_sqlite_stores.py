@@ -199,6 +199,9 @@ async def test_keys(backend: SqliteBackend) -> None:
 
 
 async def test_threads(backend: SqliteBackend) -> None:
+    # The memory the answer cites (a citation of a missing memory is stored forgotten).
+    conv = conversation("acme", "c1", stored([Message.from_text("user", "hi")]))
+    await backend.conversations.commit(created(conv, [memory("acme", "c1", "m1", "hi", unit(RNG))]))
     annotation = Annotation(
         similarity=0.87,
         id="m1",

@@ -139,12 +139,13 @@ def message_from_row(row: Sequence[Any]) -> StoredMessage:
 
 MEMORY_COLUMNS = (
     "id, tenant_id, conversation_id, text, positions, said_at_us, tags, metadata, "
-    "created_at, updated_at"
+    "created_at, updated_at, scope"
 )
 
 
 def memory_from_row(row: Sequence[Any]) -> Memory:
-    (mid, tenant, conversation_id, text, positions, said_at, tags, metadata, created, updated) = row
+    mid, tenant, conversation_id, text, positions, said_at, tags, metadata = row[:8]
+    created, updated, scope = row[8:]
     return Memory(
         id=mid,
         tenant_id=tenant,
@@ -156,6 +157,8 @@ def memory_from_row(row: Sequence[Any]) -> Memory:
         metadata=loads(metadata),
         created_at=from_text(created),
         updated_at=from_text(updated),
+        # The conversation's scope: '' (empty) or its tags as JSON.
+        scope=tuple(loads(scope)) if scope else (),
     )
 
 

@@ -11,7 +11,7 @@ from attrs import define
 from memoryd.adapters.storage.sqlite import _codec as codec
 from memoryd.adapters.storage.sqlite._db import Database, transaction
 from memoryd.core.errors import QuotaExceeded
-from memoryd.core.model import Conversation
+from memoryd.core.model import Conversation, Scope
 from memoryd.core.ports import ConversationChange, IndexedMemory, TokenCharge
 
 T = TypeVar("T")
@@ -29,6 +29,28 @@ def marks(n: int) -> str:
     return ",".join("?" * n)
 
 
+def scope_text(scope: Scope) -> str:
+    """A scope as stored: '' when empty, else its tags (sorted, distinct) as JSON."""
+    return codec.tags_json(sorted(set(scope))) if scope else ""
+
+
+def scope_from_text(text: str) -> Scope:
+    return tuple(codec.loads(text)) if text else ()
+
+
+def document_key(scope: str, conversation_id: str) -> str:
+    """One conversation of a tenant, as the in-memory index names it: stored scope and id.
+
+    The stored scope is '' or JSON (which never holds a NUL), so the first NUL
+    always ends it: no two conversations share a key.
+    """
+    return f"{scope}\x00{conversation_id}"
+
+
+#: A full key's look-up across scopes: the empty scope's, else the newest.
+_ANY_SCOPE = " ORDER BY scope != '', updated_at DESC, rowid DESC LIMIT 1"
+
+
 @define
 class SqliteConversationStore:
     """The source of truth for conversations, their messages and their memories."""
@@ -36,19 +58,32 @@ class SqliteConversationStore:
     db: Database
     dimension: int | None = None
 
-    async def get_conversation(self, tenant_id: str, conversation_id: str) -> Conversation | None:
-        """The stored conversation with its messages in order, or None."""
+    async def get_conversation(
+        self, tenant_id: str, conversation_id: str, *, scope: Scope | None = ()
+    ) -> Conversation | None:
+        """The conversation of that id in ``scope`` with its messages in order, or None.
+
+        ``scope=None``: the empty scope's conversation of that id, else the newest.
+        """
+        where = "tenant_id = ? AND conversation_id = ?"
+        params: tuple[str, ...] = (tenant_id, conversation_id)
+        if scope is None:
+            where += _ANY_SCOPE
+        else:
+            where += " AND scope = ?"
+            params += (scope_text(scope),)
 
         def run(conn: sqlite3.Connection) -> Conversation | None:
             with transaction(conn, write=False):
                 row = conn.execute(
-                    "SELECT rowid, id, tags, metadata, created_at, updated_at"
-                    " FROM conversations WHERE tenant_id = ? AND conversation_id = ?",
-                    (tenant_id, conversation_id),
+                    # Constant clauses; the tenant, id and scope are bound parameters.
+                    "SELECT rowid, id, tags, metadata, created_at, updated_at, scope"  # noqa: S608
+                    f" FROM conversations WHERE {where}",
+                    params,
                 ).fetchone()
                 if row is None:
                     return None
-                rowid, cid, tags, metadata, created, updated = row
+                rowid, cid, tags, metadata, created, updated, stored_scope = row
                 messages = conn.execute(
                     f"SELECT {codec.MESSAGE_COLUMNS} FROM messages"  # noqa: S608 - constant
                     " WHERE conversation = ? ORDER BY position",
@@ -63,18 +98,22 @@ class SqliteConversationStore:
                 metadata=codec.loads(metadata),
                 created_at=codec.from_text(created),
                 updated_at=codec.from_text(updated),
+                scope=scope_from_text(stored_scope),
             )
 
         return await self.db.read(run)
 
-    async def memory_ids(self, tenant_id: str, conversation_id: str) -> tuple[str, ...]:
-        """The ids of every memory made from the conversation, oldest first."""
+    async def memory_ids(
+        self, tenant_id: str, conversation_id: str, *, scope: Scope = ()
+    ) -> tuple[str, ...]:
+        """The ids of every memory made from the conversation in ``scope``, oldest first."""
 
         def run(conn: sqlite3.Connection) -> tuple[str, ...]:
             rows = conn.execute(
-                "SELECT id FROM memories WHERE tenant_id = ? AND conversation_id = ?"
-                " ORDER BY rowid",
-                (tenant_id, conversation_id),
+                "SELECT m.id FROM conversations AS c JOIN memories AS m ON m.conversation = c.rowid"
+                " WHERE c.tenant_id = ? AND c.conversation_id = ? AND c.scope = ?"
+                " ORDER BY m.rowid",
+                (tenant_id, conversation_id, scope_text(scope)),
             ).fetchall()
             return tuple(r[0] for r in rows)
 
@@ -97,28 +136,40 @@ class SqliteConversationStore:
         await self.db.write(run)
 
     async def delete_conversation(
-        self, tenant_id: str, conversation_id: str
+        self, tenant_id: str, conversation_id: str, *, scope: Scope | None = ()
     ) -> tuple[str, ...] | None:
-        """Delete the conversation, its messages and memories; return the memory ids."""
+        """Delete the conversation, its messages and memories; return the memory ids.
+
+        ``scope=None`` deletes the conversations of that id in every scope.
+        The memories' keyword rows go with them (FTS5 triggers).
+        """
+        where = "tenant_id = ? AND conversation_id = ?"
+        params: tuple[str, ...] = (tenant_id, conversation_id)
+        if scope is not None:
+            where += " AND scope = ?"
+            params += (scope_text(scope),)
 
         def run(conn: sqlite3.Connection) -> tuple[str, ...] | None:
             with transaction(conn, write=True):
-                row = conn.execute(
-                    "SELECT rowid FROM conversations WHERE tenant_id = ? AND conversation_id = ?",
-                    (tenant_id, conversation_id),
-                ).fetchone()
-                if row is None:
+                rows = conn.execute(
+                    f"SELECT rowid FROM conversations WHERE {where}",  # noqa: S608 - constant
+                    params,
+                ).fetchall()
+                if not rows:
                     return None
-                ids = tuple(
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT id FROM memories WHERE conversation = ? ORDER BY rowid", (row[0],)
+                ids: list[str] = []
+                for (rowid,) in rows:
+                    ids.extend(
+                        r[0]
+                        for r in conn.execute(
+                            "SELECT id FROM memories WHERE conversation = ? ORDER BY rowid",
+                            (rowid,),
+                        )
                     )
-                )
-                conn.execute("DELETE FROM memories WHERE conversation = ?", (row[0],))
-                conn.execute("DELETE FROM messages WHERE conversation = ?", (row[0],))
-                conn.execute("DELETE FROM conversations WHERE rowid = ?", (row[0],))
-            return ids
+                    conn.execute("DELETE FROM memories WHERE conversation = ?", (rowid,))
+                    conn.execute("DELETE FROM messages WHERE conversation = ?", (rowid,))
+                    conn.execute("DELETE FROM conversations WHERE rowid = ?", (rowid,))
+            return tuple(ids)
 
         return await self.db.write(run)
 
@@ -167,17 +218,19 @@ def _write_change(conn: sqlite3.Connection, change: ConversationChange, dim: int
     tags = codec.tags_json(conv.container_tags)
     metadata = codec.metadata_json(conv.metadata)
     updated = codec.to_text(conv.updated_at)
+    scope = scope_text(conv.scope)
     row = conn.execute(
         "INSERT INTO conversations"
-        " (id, tenant_id, conversation_id, tags, metadata, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (tenant_id, conversation_id) DO UPDATE SET"
+        " (id, tenant_id, conversation_id, scope, tags, metadata, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (tenant_id, conversation_id, scope) DO UPDATE SET"
         " tags = excluded.tags, metadata = excluded.metadata, updated_at = excluded.updated_at"
         " RETURNING rowid",
         (
             conv.id,
             conv.tenant_id,
             conv.conversation_id,
+            scope,
             tags,
             metadata,
             codec.to_text(conv.created_at),
@@ -215,14 +268,23 @@ def _write_change(conn: sqlite3.Connection, change: ConversationChange, dim: int
     )
     conn.executemany(
         "INSERT INTO memories (id, tenant_id, conversation, conversation_id, said_at_us, tags,"
-        " metadata, vector, positions, created_at, updated_at, text, context)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (_memory_row(rowid, item, tags=tags, metadata=metadata, dim=dim) for item in change.added),
+        " metadata, vector, positions, created_at, updated_at, text, context, scope)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            _memory_row(rowid, item, tags=tags, metadata=metadata, scope=scope, dim=dim)
+            for item in change.added
+        ),
     )
 
 
 def _memory_row(
-    conversation: int, item: IndexedMemory, *, tags: str, metadata: str, dim: int | None
+    conversation: int,
+    item: IndexedMemory,
+    *,
+    tags: str,
+    metadata: str,
+    scope: str,
+    dim: int | None,
 ) -> tuple[Any, ...]:
     memory = item.memory
     return (
@@ -239,4 +301,5 @@ def _memory_row(
         codec.to_text(memory.updated_at),
         memory.text,
         item.keyword_context,
+        scope,
     )

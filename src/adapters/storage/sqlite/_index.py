@@ -20,7 +20,12 @@ from functools import partial
 from typing import Any, TypeVar
 
 from memoryd.adapters.storage.sqlite import _codec as codec
-from memoryd.adapters.storage.sqlite._conversations import chunks, marks
+from memoryd.adapters.storage.sqlite._conversations import (
+    chunks,
+    document_key,
+    marks,
+    scope_text,
+)
 from memoryd.adapters.storage.sqlite._db import Database
 from memoryd.adapters.storage.sqlite._fts import KEYWORD_BUDGET, TermPlanner, keyword_hits
 from memoryd.adapters.storage.sqlite._scan import F32, Idx, as_query, pin_blas_threads
@@ -84,7 +89,7 @@ class SqliteMemoryIndex:
             loader = _Loader(tenants, self.dimension, str(self.db.path))
             cursor = conn.execute(
                 "SELECT tenant_id, id, conversation_id, said_at_us, tags, metadata, vector,"
-                " rowid FROM memories"
+                " rowid, scope FROM memories"
             )
             while rows := cursor.fetchmany(_REBUILD_BATCH):
                 loader.load(rows)
@@ -145,6 +150,9 @@ class SqliteMemoryIndex:
         tenant = self._tenant(change.tenant_id, create=bool(change.added))
         if tenant is None:
             return
+        # Two scopes may hold the same conversationId: the key names the one. (The added
+        # memories are the change's conversation's, stored under its scope.)
+        scope = scope_text(change.scope)
         with tenant.lock:
             for memory_id in change.removed_memory_ids:
                 tenant.remove(memory_id)
@@ -156,13 +164,15 @@ class SqliteMemoryIndex:
                 tenant.add(
                     memory_id=memory.id,
                     rowid=rowid,
-                    conversation_id=memory.conversation_id,
+                    conversation_id=document_key(scope, memory.conversation_id),
                     vectors=codec.unit_rows(item.vectors, self.dimension),
                     said_at_us=codec.to_micros(memory.said_at),
                     tags=memory.container_tags,
                     metadata=memory.metadata,
                 )
-            tenant.retag(change.conversation_id, change.container_tags, change.metadata)
+            tenant.retag(
+                document_key(scope, change.conversation_id), change.container_tags, change.metadata
+            )
             tenant.quantise_if_large()
 
     async def search(self, query: IndexQuery) -> list[Candidate]:
@@ -385,7 +395,7 @@ class _Loader:
             conversations: list[str] = []
             said_at: list[int] = []
             groups: list[int] = []
-            for _, mid, conversation, said, tags, metadata, blob, rowid in mine:
+            for _, mid, conversation, said, tags, metadata, blob, rowid, scope in mine:
                 if not blob or len(blob) % self.width:
                     raise ConfigurationError(
                         f"Memory {mid} in {self.path} has vectors of {len(blob)} bytes, not "
@@ -404,7 +414,7 @@ class _Loader:
                     tenant.groups.acquire_group(group, count=pieces)
                 ids.extend([mid] * pieces)
                 rowids.extend([rowid] * pieces)
-                conversations.extend([conversation] * pieces)
+                conversations.extend([document_key(scope, conversation)] * pieces)
                 said_at.extend([said] * pieces)
                 groups.extend([group] * pieces)
             tenant.reserve(len(ids))

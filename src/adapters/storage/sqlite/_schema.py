@@ -168,14 +168,73 @@ BEGIN
 END;
 """
 
+# Version 3: conversation ids are namespaced by scope (the sorted tags of the key
+# that wrote the conversation, as JSON; '' for a key limited to no tags), so the
+# unique key becomes (tenant_id, conversation_id, scope): in that order it also
+# serves a full key's look-up of an id across scopes. SQLite cannot change a
+# table's constraints, so the table is made anew with the same rowids (the
+# messages and memories that reference it keep pointing at their rows; the
+# migration runs with foreign keys off and checks them before it commits).
+# Existing conversations and memories get scope ''. ``thread_citations`` is the
+# index from a cited memory to the thread messages whose annotations cite it,
+# which forgetting a conversation uses to remove the quoted text; it is filled
+# from the annotations already stored.
+_V3 = """
+CREATE TABLE conversations_v3 (
+    rowid           INTEGER PRIMARY KEY,
+    id              TEXT NOT NULL UNIQUE,
+    tenant_id       TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    scope           TEXT NOT NULL DEFAULT '',
+    tags            TEXT NOT NULL,
+    metadata        TEXT NOT NULL,
+    created_at      TEXT,
+    updated_at      TEXT,
+    UNIQUE (tenant_id, conversation_id, scope)
+);
+INSERT INTO conversations_v3
+    (rowid, id, tenant_id, conversation_id, scope, tags, metadata, created_at, updated_at)
+SELECT rowid, id, tenant_id, conversation_id, '', tags, metadata, created_at, updated_at
+FROM conversations;
+DROP TABLE conversations;
+ALTER TABLE conversations_v3 RENAME TO conversations;
+ALTER TABLE memories ADD COLUMN scope TEXT NOT NULL DEFAULT '';
+CREATE TABLE thread_citations (
+    tenant_id TEXT NOT NULL,
+    memory_id TEXT NOT NULL,
+    thread    INTEGER NOT NULL REFERENCES threads(rowid) ON DELETE CASCADE,
+    seq       INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, memory_id, thread, seq)
+) WITHOUT ROWID;
+CREATE INDEX thread_citations_by_thread ON thread_citations (thread);
+INSERT OR IGNORE INTO thread_citations (tenant_id, memory_id, thread, seq)
+SELECT t.tenant_id, json_extract(a.value, '$.id'), m.thread, m.seq
+FROM thread_messages AS m
+JOIN threads AS t ON t.rowid = m.thread, json_each(m.annotations) AS a
+WHERE json_extract(a.value, '$.id') IS NOT NULL;
+"""
+
 #: Every migration, in order. ``user_version`` is how many have run.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Bring the file up to :data:`SCHEMA_VERSION`, one transaction per migration."""
+    """Bring the file up to :data:`SCHEMA_VERSION`, one transaction per migration.
+
+    Foreign keys are off while migrations run (a migration may make a table
+    anew, and dropping the old one must not cascade to the rows that reference
+    it); each migration checks them before it commits.
+    """
+    conn.execute("PRAGMA foreign_keys = OFF")  # no effect inside a transaction: set first
+    try:
+        _migrate(conn, path)
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     while True:
         # The version is read under the write lock: two processes opening a new
         # file at once (a server and ``memoryd keys``) must not both migrate.
@@ -194,6 +253,14 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
                 return
             for statement in _statements(MIGRATIONS[version]):
                 conn.execute(statement)
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise ConfigurationError(
+                    f"The database {path} has rows whose references are broken "
+                    f"(migrating to schema version {version + 1}): {broken[:5]}. "
+                    "Restore it from a backup or set data_dir to a new directory.",
+                    details={"path": str(path), "schemaVersion": version},
+                )
             conn.execute(f"PRAGMA user_version = {version + 1}")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -1,4 +1,9 @@
-"""ThreadStore over the SQLite file: chat threads and their messages."""
+"""ThreadStore over the SQLite file: chat threads and their messages.
+
+``thread_citations`` indexes each stored annotation by the memory it cites, so
+that forgetting a conversation finds the thread messages that quote it without
+reading every thread.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 from attrs import define
 
 from memoryd.adapters.storage.sqlite import _codec as codec
+from memoryd.adapters.storage.sqlite._conversations import chunks, marks
 from memoryd.adapters.storage.sqlite._db import Database, transaction
 from memoryd.core.errors import NotFound
-from memoryd.core.model import Thread, ThreadMessage
+from memoryd.core.model import Annotation, Thread, ThreadMessage
 
 
 def _message_rows(thread: int, start: int, messages: Sequence[ThreadMessage]) -> list[Any]:
@@ -28,6 +35,54 @@ def _message_rows(thread: int, start: int, messages: Sequence[ThreadMessage]) ->
         )
         for i, m in enumerate(messages)
     ]
+
+
+def _live_memories(conn: sqlite3.Connection, tenant_id: str, ids: Sequence[str]) -> set[str]:
+    """Which of these memories the tenant still has."""
+    live: set[str] = set()
+    for part in chunks(list(dict.fromkeys(ids))):
+        # "+tenant_id": look the ids up by their unique index, not the tenant's rows.
+        sql = f"SELECT id FROM memories WHERE +tenant_id = ? AND id IN ({marks(len(part))})"  # noqa: S608
+        live.update(r[0] for r in conn.execute(sql, (tenant_id, *part)))
+    return live
+
+
+def _store_messages(
+    conn: sqlite3.Connection,
+    tenant_id: str,
+    thread: int,
+    start: int,
+    messages: Sequence[ThreadMessage],
+) -> None:
+    """Insert messages from ``start``, with their citations indexed.
+
+    A citation of a memory the tenant no longer has (deleted while the answer
+    streamed) is stored forgotten: the delete's ``forget_citations`` has run.
+    """
+    cited = [a.id for m in messages for a in m.annotations if not a.forgotten]
+    live = _live_memories(conn, tenant_id, cited) if cited else set()
+    kept = [
+        attrs.evolve(
+            m,
+            annotations=tuple(
+                a if a.forgotten or a.id in live else a.forget() for a in m.annotations
+            ),
+        )
+        if m.annotations
+        else m
+        for m in messages
+    ]
+    conn.executemany(_INSERT_MESSAGES, _message_rows(thread, start, kept))
+    conn.executemany(
+        "INSERT OR IGNORE INTO thread_citations (tenant_id, memory_id, thread, seq)"
+        " VALUES (?, ?, ?, ?)",
+        (
+            (tenant_id, a.id, thread, start + i)
+            for i, m in enumerate(kept)
+            for a in m.annotations
+            if not a.forgotten
+        ),
+    )
 
 
 def _utc(value: datetime | None) -> str | None:
@@ -72,7 +127,7 @@ class SqliteThreadStore:
                         _utc(thread.updated_at or thread.created_at),
                     ),
                 ).fetchone()
-                conn.executemany(_INSERT_MESSAGES, _message_rows(row[0], 0, thread.messages))
+                _store_messages(conn, thread.tenant_id, row[0], 0, thread.messages)
 
         await self.db.write(run)
 
@@ -124,10 +179,38 @@ class SqliteThreadStore:
                     "SELECT coalesce(max(seq) + 1, 0) FROM thread_messages WHERE thread = ?",
                     (row[0],),
                 ).fetchone()
-                conn.executemany(_INSERT_MESSAGES, _message_rows(row[0], start, messages))
+                _store_messages(conn, tenant_id, row[0], start, messages)
                 conn.execute("UPDATE threads SET updated_at = ? WHERE rowid = ?", (updated, row[0]))
 
         await self.db.write(run)
+
+    async def forget_citations(self, tenant_id: str, memory_ids: Sequence[str]) -> int:
+        """Forget the annotations citing these memories; return how many changed.
+
+        The citation index names the thread messages to rewrite; only those are read.
+        The thread's ``updated_at`` is left alone (nobody wrote to it).
+        """
+        gone = list(dict.fromkeys(memory_ids))
+        if not gone:
+            return 0
+        forgotten = set(gone)
+
+        def run(conn: sqlite3.Connection) -> int:
+            changed = 0
+            with transaction(conn, write=True):
+                for part in chunks(gone):
+                    where = f"tenant_id = ? AND memory_id IN ({marks(len(part))})"
+                    params = (tenant_id, *part)
+                    cited = conn.execute(
+                        f"SELECT DISTINCT thread, seq FROM thread_citations WHERE {where}",  # noqa: S608
+                        params,
+                    ).fetchall()
+                    for thread, seq in cited:
+                        changed += _forget_in_message(conn, thread, seq, forgotten)
+                    conn.execute(f"DELETE FROM thread_citations WHERE {where}", params)  # noqa: S608
+            return changed
+
+        return await self.db.write(run)
 
     async def list_threads(
         self,
@@ -170,3 +253,21 @@ class SqliteThreadStore:
                 return cur.rowcount > 0
 
         return await self.db.write(run)
+
+
+def _forget_in_message(conn: sqlite3.Connection, thread: int, seq: int, gone: set[str]) -> int:
+    """Rewrite one thread message's annotations with those citing ``gone`` forgotten."""
+    row = conn.execute(
+        "SELECT annotations FROM thread_messages WHERE thread = ? AND seq = ?", (thread, seq)
+    ).fetchone()
+    if row is None:
+        return 0
+    annotations = [Annotation(**a) for a in codec.loads(row[0])]
+    changed = sum(1 for a in annotations if a.id in gone and not a.forgotten)
+    if changed:
+        kept = [a.forget() if a.id in gone else a for a in annotations]
+        conn.execute(
+            "UPDATE thread_messages SET annotations = ? WHERE thread = ? AND seq = ?",
+            (codec.annotations_json(kept), thread, seq),
+        )
+    return changed
