@@ -1,4 +1,9 @@
-"""Built-in behaviour, shipped as plugins registered like any other."""
+"""Built-in behaviour, shipped as plugins registered like any other.
+
+Each module is one plugin, named after it (``plugins_disabled = ["llamacpp"]``
+turns one off). Importing them is light: the adapters, and the models behind
+them, are imported inside the factories.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,11 @@ from types import ModuleType
 
 
 def modules() -> list[ModuleType]:
-    """The built-in plugin modules, in registration order."""
-    from memoryd.plugins.builtin import parts
+    """The built-in plugin modules, in registration order.
 
-    return [parts]
+    Hooks are called in the reverse order (installed plugins, then these from
+    the last): so ``llm = "auto"`` tries ``llamacpp`` before ``extractive``.
+    """
+    from memoryd.plugins.builtin import e5, extractive, llamacpp, minilm, openai, parts, sqlite
+
+    return [parts, sqlite, minilm, e5, openai, extractive, llamacpp]
