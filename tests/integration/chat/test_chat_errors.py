@@ -12,11 +12,6 @@ import pytest
 from aiohttp import web
 
 from memoryd import bootstrap
-from memoryd.core.model import ContentPart
-from memoryd.core.ports import PartHandler
-from memoryd.plugins import builtin
-from memoryd.plugins.hookspecs import hookimpl
-from memoryd.plugins.host import PluginHost
 from memoryd.settings import Settings
 from tests.helpers import MakeKey, auth, make_settings
 from tests.integration.chat.chat_helpers import Client, ask, data_lines, remember, sse_chunks
@@ -119,20 +114,17 @@ async def test_a_closed_store_is_503(app: web.Application, client: Client, key: 
     assert await response.json() == {"error": "Database connection failed"}
 
 
-class BrokenHandler:
-    """A part handler with a bug."""
+class BrokenEmbedder:
+    """An embedder with a bug (the ``Embedder`` port): every call raises."""
 
-    def accepts(self, part: ContentPart) -> bool:
-        return part.type == "image"
+    model_name = "broken-embedder"
+    dimension = 8
 
-    async def to_text(self, part: ContentPart) -> str | None:
-        raise RuntimeError("the camera is on fire")
+    async def embed_documents(self, texts: Sequence[str]) -> Any:
+        raise RuntimeError("the embedder is on fire")
 
-
-class BrokenPlugin:
-    @hookimpl
-    def memoryd_register_part_handlers(self) -> Sequence[PartHandler]:
-        return [BrokenHandler()]
+    async def embed_query(self, text: str) -> Any:
+        raise RuntimeError("the embedder is on fire")
 
 
 @pytest.mark.parametrize("development", [False, True])
@@ -140,19 +132,15 @@ async def test_an_unexpected_error_is_500_with_details_only_in_development(
     aiohttp_client: MakeClient, make_key: MakeKey, tmp_path: Path, development: bool
 ) -> None:
     settings = make_settings(tmp_path / "data", development=development)
-    host = PluginHost.load(builtins=[*builtin.modules(), BrokenPlugin()], entry_points=False)
-    client = await aiohttp_client(await bootstrap.create_app(settings, overrides={"plugins": host}))
+    app = await bootstrap.create_app(settings, overrides={"embedder": BrokenEmbedder()})
+    client = await aiohttp_client(app)
     key = await make_key("acme")
-    question = [
-        {"type": "text", "text": "What is this?"},
-        {"type": "image", "image": "https://x/a.png"},
-    ]
-    response, _ = await ask(client, key, body={"messages": [{"role": "user", "content": question}]})
+    response, _ = await ask(client, key, body={"messages": [{"role": "user", "content": "Hi?"}]})
     assert response.status == 500
     if development:
         assert await response.json() == {
             "error": "An unexpected error occurred",
-            "details": "RuntimeError: the camera is on fire",
+            "details": "RuntimeError: the embedder is on fire",
         }
     else:
         assert await response.json() == {"error": "An unexpected error occurred"}
