@@ -43,8 +43,22 @@ def without_user(url: str) -> str:
 
 
 def redact(text: str, *, api_key: str | None, base_url: str) -> str:
-    """``text`` without the API key or the password in ``base_url``."""
-    for secret in (api_key, URL(base_url).password):
+    """``text`` without the API key, or the user info or password in ``base_url``.
+
+    Both spellings go: as written in the URL (percent-encoded) and decoded.
+    """
+    try:
+        url = URL(base_url)
+    except ValueError:
+        url = URL()
+    infos = [
+        f"{user}:{password}@" if password is not None else f"{user}@"
+        for user, password in ((url.raw_user, url.raw_password), (url.user, url.password))
+        if user is not None
+    ]
+    for info in infos:
+        text = text.replace(info, "***@")
+    for secret in (api_key, url.raw_password, url.password):
         if secret:
             text = text.replace(secret, "***")
     return text

@@ -22,11 +22,15 @@ from memoryd.adapters.http._schema import (
     MAX_ID_CHARS,
     MAX_MESSAGES,
     MAX_URL_CHARS,
+    NO_TAG,
+    Tag,
     Tags,
     Text,
     UrlIn,
     bounded_str,
     missing,
+    register_tag_spellings,
+    tags_of,
 )
 from memoryd.adapters.http._schema import _register as register_common
 from memoryd.core.chat import ChatRequest
@@ -89,6 +93,8 @@ class ChatIn:
     threadId: ThreadId | None = None
     #: Search only memories with any of these tags (our extension).
     containerTags: Tags = field(factory=lambda: Tags(()))
+    #: One tag, as the supermemory SDKs send it; not together with ``containerTags``.
+    containerTag: Tag = NO_TAG
     #: Sent by AI SDK v5 clients ("submit-message", "regenerate-message"); see ``wants_sse``.
     trigger: str | None = None
     # ``id`` and ``messageId`` (AI SDK v5) and unknown keys are ignored.
@@ -181,7 +187,7 @@ def chat_to_core(body: ChatIn) -> ChatRequest:
     return ChatRequest(
         messages=tuple(message_to_core(m) for m in body.messages),
         thread_id=body.threadId,
-        container_tags=body.containerTags,
+        container_tags=tags_of(body.containerTags, body.containerTag),
     )
 
 
@@ -210,6 +216,7 @@ def _chat_converter() -> cattrs.Converter:
     )
     converter.register_structure_hook(ChatMessageIn, _message_hook(converter))
     converter.register_structure_hook(ChatMessages, lambda v, _: _messages(converter, v))
+    register_tag_spellings(converter, ChatIn)
     return converter
 
 

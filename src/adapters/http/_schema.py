@@ -7,13 +7,15 @@ values. Every limit is a constant below and is documented in docs/api.md.
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal, NewType, TypeAlias
-from urllib.parse import urlsplit
 
 import cattrs
 from attrs import field, frozen
 from cattrs.errors import AttributeValidationNote, ClassValidationError
+from cattrs.gen import make_dict_structure_fn
 
 from memoryd.adapters.http._converter import expect, hook, make_converter, parse_timestamp
 from memoryd.core.filters import OPERATORS, Condition
@@ -33,12 +35,27 @@ MAX_METADATA_KEY_CHARS = 128
 MAX_METADATA_VALUE_CHARS = 4_096
 MAX_QUERY_CHARS = 10_000
 MAX_LIMIT = 100
+#: Keys of ``filters``; each key takes at most one of each operator.
 MAX_FILTERS = 32
 
+#: What "blank" means for tags and queries: only these (ASCII) whitespace characters.
+#: The OpenAPI document says the same with :data:`NOT_BLANK`, which every regex engine reads
+#: alike (``\s`` differs between Python's and ECMA 262's).
+WHITESPACE = " \t\n\r\f\v"
+NOT_BLANK = "[^ \\t\\n\\r\\f\\v]"
+#: An absolute URI: a scheme, a colon, then a character that is not whitespace
+#: (``https://...``, ``data:...``).
+URL_PATTERN = "^[A-Za-z][A-Za-z0-9+.\\-]*:[^ \\t\\n\\r\\f\\v]"
+_URL = re.compile(URL_PATTERN)
+
 Identifier = NewType("Identifier", str)
+#: ``tool_call_id``: any string up to MAX_ID_CHARS, the empty one included (as the spec has it).
+ToolCallId = NewType("ToolCallId", str)
 Text = NewType("Text", str)
 Name = NewType("Name", str)
 Tags = NewType("Tags", tuple[str, ...])
+#: ``containerTag``, one tag: the spelling the supermemory SDKs send ("" stands for absent).
+Tag = NewType("Tag", str)
 Metadata = NewType("Metadata", dict[str, Scalar])
 Url = NewType("Url", str)
 Query = NewType("Query", str)
@@ -61,6 +78,10 @@ def _identifier(value: object) -> Identifier:
     return Identifier(bounded_str(value, lo=1, hi=MAX_ID_CHARS))
 
 
+def _tool_call_id(value: object) -> ToolCallId:
+    return ToolCallId(bounded_str(value, lo=0, hi=MAX_ID_CHARS))
+
+
 def _text(value: object) -> Text:
     return Text(bounded_str(value, lo=0, hi=MAX_TEXT_CHARS))
 
@@ -71,12 +92,20 @@ def _name(value: object) -> Name:
 
 def _url(value: object) -> Url:
     url = bounded_str(value, lo=1, hi=MAX_URL_CHARS)
-    if url.startswith("data:"):
-        return Url(url)
-    parts = urlsplit(url)
-    if not parts.scheme or not (parts.netloc or parts.path):
+    if not _URL.search(url):
         raise ValueError("must be an absolute URI (for example https://example.com/a.png)")
     return Url(url)
+
+
+def _one_tag(value: object) -> str:
+    tag = bounded_str(value, lo=1, hi=MAX_TAG_CHARS).strip(WHITESPACE)
+    if not tag:
+        raise ValueError("must not be blank")
+    return tag
+
+
+def _tag(value: object) -> Tag:
+    return Tag(_one_tag(value))
 
 
 def _tags(value: object) -> Tags:
@@ -87,12 +116,19 @@ def _tags(value: object) -> Tags:
     tags: list[str] = []
     for i, tag in enumerate(value):
         try:
-            tags.append(bounded_str(tag, lo=1, hi=MAX_TAG_CHARS).strip())
+            tags.append(_one_tag(tag))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"item {i} {exc}") from None
-        if not tags[-1]:
-            raise ValueError(f"item {i} must not be blank")
     return Tags(tuple(dict.fromkeys(tags)))
+
+
+#: ``containerTag``'s default: not sent (a sent tag is never empty).
+NO_TAG = Tag("")
+
+
+def tags_of(tags: Tags, tag: Tag) -> tuple[str, ...]:
+    """The tags a request names (``containerTags``); ``containerTag`` is a one-element one."""
+    return (tag,) if tag else tags
 
 
 def _scalar(value: object, where: str) -> Scalar:
@@ -151,7 +187,7 @@ class MessageIn:
     content: Content
     name: Name | None = None
     tool_calls: list[Any] | None = None
-    tool_call_id: Identifier | None = None
+    tool_call_id: ToolCallId | None = None
     timestamp: datetime | None = None
 
 
@@ -163,18 +199,53 @@ class ConversationIn:
     conversationId: Identifier
     messages: Messages
     containerTags: Tags = Tags(())
+    #: One tag, as the supermemory SDKs send it; not together with ``containerTags``.
+    containerTag: Tag = NO_TAG
     metadata: Metadata = field(factory=lambda: Metadata({}))
     # ``entityContext`` (sent by the client helper) and unknown keys are ignored.
 
 
-def missing(cls: type, name: str, message: str) -> ClassValidationError:
-    """A validation error for field ``name`` of ``cls``, so that its path is reported."""
-    exc = KeyError(message)
+def _at(exc: Exception, cls: type, name: str) -> Exception:
     note = AttributeValidationNote(
         f"Structuring class {cls.__name__} @ attribute {name}", name, Any
     )
     exc.__notes__ = [note]
-    return ClassValidationError(f"While structuring {cls.__name__}", [exc], cls)
+    return exc
+
+
+def missing(cls: type, name: str, message: str) -> ClassValidationError:
+    """A validation error for field ``name`` of ``cls``, so that its path is reported."""
+    return ClassValidationError(
+        f"While structuring {cls.__name__}", [_at(KeyError(message), cls, name)], cls
+    )
+
+
+_BOTH_TAG_SPELLINGS = "send containerTag (one tag) or containerTags (an array), not both"
+
+
+def register_tag_spellings(converter: cattrs.Converter, cls: type) -> None:
+    """Structure ``cls`` so that a body with both ``containerTag`` and ``containerTags`` is a 400.
+
+    Both fields are named in the error, beside any other bad field of the body.
+    """
+    fields: Callable[[Any, Any], Any] = make_dict_structure_fn(cls, converter)
+
+    def structure(value: object, type_: Any) -> Any:
+        expect(value, dict, "an object")
+        assert isinstance(value, dict)
+        if not ("containerTag" in value and "containerTags" in value):
+            return fields(value, type_)
+        both = [
+            _at(ValueError(_BOTH_TAG_SPELLINGS), cls, name)
+            for name in ("containerTag", "containerTags")
+        ]
+        try:
+            fields(value, type_)
+        except ClassValidationError as exc:
+            raise ClassValidationError(exc.message, [*exc.exceptions, *both], cls) from None
+        raise ClassValidationError(f"While structuring {cls.__name__}", both, cls)
+
+    converter.register_structure_hook(cls, structure)
 
 
 def _part(converter: cattrs.Converter, value: object) -> PartIn:
@@ -235,7 +306,7 @@ def conversation_to_core(body: ConversationIn) -> IngestRequest:
     return IngestRequest(
         conversation_id=body.conversationId,
         messages=tuple(message_to_core(m) for m in body.messages),
-        container_tags=body.containerTags,
+        container_tags=tags_of(body.containerTags, body.containerTag),
         metadata=body.metadata,
     )
 
@@ -245,12 +316,14 @@ def conversation_to_core(body: ConversationIn) -> IngestRequest:
 
 def _query(value: object) -> Query:
     text = bounded_str(value, lo=1, hi=MAX_QUERY_CHARS)
-    if not text.strip():
+    if not text.strip(WHITESPACE):
         raise ValueError("must not be blank")
     return Query(text)
 
 
 def _limit(value: object) -> Limit:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 10.0 is an integer in JSON Schema, as in JavaScript
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"must be an integer from 1 to {MAX_LIMIT}")
     if not 1 <= value <= MAX_LIMIT:
@@ -270,8 +343,14 @@ def _filters(value: object) -> Filters:
     """``{"key": scalar}`` is equality; ``{"key": {"gte": 3, "lt": 9}}`` compares."""
     expect(value, dict, "an object mapping metadata keys to values or comparisons")
     assert isinstance(value, dict)
+    if len(value) > MAX_FILTERS:
+        raise ValueError(f"must have at most {MAX_FILTERS} keys (got {len(value)})")
     conditions: list[Condition] = []
     for key, spec in value.items():
+        if isinstance(spec, list):
+            raise TypeError(
+                f'{key!r}: an array is not a value; use {{"in": [...]}} to match any of several'
+            )
         if isinstance(spec, dict):
             if not spec:
                 raise ValueError(f"{key!r}: a comparison needs at least one operator")
@@ -282,8 +361,6 @@ def _filters(value: object) -> Filters:
                 conditions.append(Condition(key, op, _operand(key, op, operand)))
         else:
             conditions.append(Condition(key, "eq", _scalar(spec, repr(key))))
-    if len(conditions) > MAX_FILTERS:
-        raise ValueError(f"must have at most {MAX_FILTERS} conditions")
     return Filters(tuple(conditions))
 
 
@@ -304,32 +381,39 @@ def _operand(key: str, op: str, operand: object) -> Scalar | tuple[Scalar, ...]:
 class SearchIn:
     q: Query
     containerTags: Tags = Tags(())
+    #: One tag, as the supermemory SDKs send it; not together with ``containerTags``.
+    containerTag: Tag = NO_TAG
     limit: Limit = Limit(10)
     threshold: Threshold = Threshold(0.0)
     filters: Filters = Filters(())
     after: datetime | None = None
     before: datetime | None = None
+    #: Run the configured rerankers (the ``rerankers`` setting) over the candidates.
+    rerank: bool = False
 
 
 def search_to_core(body: SearchIn) -> SearchRequest:
     return SearchRequest(
         q=body.q,
-        container_tags=body.containerTags,
+        container_tags=tags_of(body.containerTags, body.containerTag),
         limit=body.limit,
         threshold=body.threshold,
         conditions=body.filters,
         after=body.after,
         before=body.before,
+        rerank=body.rerank,
     )
 
 
 def _register(converter: cattrs.Converter) -> cattrs.Converter:
     for new_type, fn in [
         (Identifier, _identifier),
+        (ToolCallId, _tool_call_id),
         (Text, _text),
         (Name, _name),
         (Url, _url),
         (Tags, _tags),
+        (Tag, _tag),
         (Metadata, _metadata),
         (Query, _query),
         (Limit, _limit),
@@ -341,6 +425,8 @@ def _register(converter: cattrs.Converter) -> cattrs.Converter:
     converter.register_structure_hook(PartIn, lambda v, _: _part(converter, v))
     converter.register_structure_hook(Content, lambda v, _: _content(converter, v))
     converter.register_structure_hook(Messages, lambda v, _: _messages(converter, v))
+    for cls in (ConversationIn, SearchIn):
+        register_tag_spellings(converter, cls)
     return converter
 
 

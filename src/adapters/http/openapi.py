@@ -42,13 +42,81 @@ def error_responses(*codes: int) -> dict[str, Any]:
     return {str(c): {"description": text[c], **_json(_ref("Error"))} for c in codes}
 
 
-_TAGS = {
-    "type": "array",
-    "maxItems": s.MAX_TAGS,
-    "items": {"type": "string", "minLength": 1, "maxLength": s.MAX_TAG_CHARS},
+def nullable(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` or ``null`` (the converter reads a ``null`` optional field as absent)."""
+    return {"anyOf": [dict(schema), {"type": "null"}]}
+
+
+def string(lo: int = 0, hi: int | None = None, **more: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "string", **more}
+    if lo:
+        out["minLength"] = lo
+    if hi is not None:
+        out["maxLength"] = hi
+    return out
+
+
+#: One container tag: 1 to 255 characters, not only whitespace (it is stored stripped).
+TAG = string(1, s.MAX_TAG_CHARS, pattern=s.NOT_BLANK)
+TAGS = {"type": "array", "maxItems": s.MAX_TAGS, "items": TAG}
+#: ``containerTag``: one tag, as the supermemory SDKs send it.
+ONE_TAG = {
+    **TAG,
+    "description": "One tag, the same as containerTags: [tag]. Not together with containerTags.",
 }
-_SCALAR = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}
-_TIME = {"type": "string", "format": "date-time"}
+#: The body may not have both ``containerTag`` and ``containerTags`` (400 naming both).
+NOT_BOTH_TAG_SPELLINGS = {"not": {"required": ["containerTag", "containerTags"]}}
+SCALAR = {
+    "anyOf": [
+        string(hi=s.MAX_METADATA_VALUE_CHARS),
+        {"type": "number"},
+        {"type": "boolean"},
+    ]
+}
+TIME = {"type": "string", "format": "date-time"}
+_URL_OBJECT = {
+    "type": "object",
+    "required": ["url"],
+    "properties": {
+        "url": string(
+            1,
+            s.MAX_URL_CHARS,
+            pattern=s.URL_PATTERN,
+            description="An absolute URI: https://..., data:...",
+        )
+    },
+}
+_NUMBER_OPS = {op: {"type": "number"} for op in ("gt", "gte", "lt", "lte")}
+_COMPARISON = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": False,
+    "properties": {
+        "eq": SCALAR,
+        "ne": SCALAR,
+        **_NUMBER_OPS,
+        "in": {"type": "array", "items": SCALAR},
+    },
+}
+_TEXT_PART = {
+    "type": "object",
+    "required": ["type", "text"],
+    "properties": {"type": {"const": "text"}, "text": string(hi=s.MAX_TEXT_CHARS)},
+}
+_IMAGE_PART = {
+    "type": "object",
+    "required": ["type"],
+    "description": "The image URL as imageUrl.url or image_url.url (either).",
+    "properties": {
+        "type": {"const": "image_url"},
+        "imageUrl": nullable(_URL_OBJECT),
+        "image_url": nullable(_URL_OBJECT),
+    },
+    "anyOf": [
+        {"required": ["imageUrl"], "properties": {"imageUrl": _URL_OBJECT}},
+        {"required": ["image_url"], "properties": {"image_url": _URL_OBJECT}},
+    ],
+}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -61,25 +129,7 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
-    "ContentPart": {
-        "oneOf": [
-            {
-                "type": "object",
-                "required": ["type", "text"],
-                "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
-            },
-            {
-                "type": "object",
-                "required": ["type"],
-                "description": "The image URL as imageUrl.url or image_url.url (either).",
-                "properties": {
-                    "type": {"const": "image_url"},
-                    "imageUrl": {"type": "object", "properties": {"url": {"type": "string"}}},
-                    "image_url": {"type": "object", "properties": {"url": {"type": "string"}}},
-                },
-            },
-        ]
-    },
+    "ContentPart": {"oneOf": [_TEXT_PART, _IMAGE_PART]},
     "Message": {
         "type": "object",
         "required": ["role", "content"],
@@ -87,34 +137,40 @@ SCHEMAS: dict[str, Any] = {
             "role": {"enum": ["user", "assistant", "system", "tool"]},
             "content": {
                 "anyOf": [
-                    {"type": "string", "maxLength": s.MAX_TEXT_CHARS},
+                    string(hi=s.MAX_TEXT_CHARS),
                     {"type": "array", "items": _ref("ContentPart")},
                 ]
             },
-            "name": {"type": "string", "maxLength": s.MAX_NAME_CHARS},
-            "tool_calls": {"type": "array", "items": {}},
-            "tool_call_id": {"type": "string"},
-            "timestamp": {**_TIME, "description": "When it was said (default: when received)."},
+            "name": nullable(string(hi=s.MAX_NAME_CHARS)),
+            "tool_calls": nullable({"type": "array", "items": {}}),
+            "tool_call_id": nullable(string(hi=s.MAX_ID_CHARS)),
+            "timestamp": {
+                **nullable(TIME),
+                "description": "When it was said (default, or null: when received).",
+            },
         },
     },
     "ConversationIn": {
         "type": "object",
         "required": ["conversationId", "messages"],
         "properties": {
-            "conversationId": {"type": "string", "minLength": 1, "maxLength": s.MAX_ID_CHARS},
+            "conversationId": string(1, s.MAX_ID_CHARS),
             "messages": {
                 "type": "array",
                 "minItems": 1,
                 "maxItems": s.MAX_MESSAGES,
                 "items": _ref("Message"),
             },
-            "containerTags": _TAGS,
+            "containerTags": TAGS,
+            "containerTag": ONE_TAG,
             "metadata": {
                 "type": "object",
                 "maxProperties": s.MAX_METADATA_KEYS,
-                "additionalProperties": _SCALAR,
+                "propertyNames": string(1, s.MAX_METADATA_KEY_CHARS),
+                "additionalProperties": SCALAR,
             },
         },
+        **NOT_BOTH_TAG_SPELLINGS,
     },
     "IngestResult": {
         "type": "object",
@@ -135,8 +191,8 @@ SCHEMAS: dict[str, Any] = {
             "conversationId": {"type": "string"},
             "containerTags": {"type": "array", "items": {"type": "string"}},
             "metadata": {"type": "object"},
-            "createdAt": _TIME,
-            "updatedAt": _TIME,
+            "createdAt": TIME,
+            "updatedAt": TIME,
             "messages": {"type": "array", "items": _ref("Message")},
         },
     },
@@ -144,21 +200,34 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["q"],
         "properties": {
-            "q": {"type": "string", "minLength": 1, "maxLength": s.MAX_QUERY_CHARS},
-            "containerTags": _TAGS,
+            "q": string(1, s.MAX_QUERY_CHARS, pattern=s.NOT_BLANK),
+            "containerTags": TAGS,
+            "containerTag": ONE_TAG,
             "limit": {"type": "integer", "minimum": 1, "maximum": s.MAX_LIMIT, "default": 10},
             "threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": 0},
             "filters": {
                 "type": "object",
+                "maxProperties": s.MAX_FILTERS,
                 "description": (
                     'Metadata conditions, all of which must hold: {"key": value} for '
                     'equality, {"key": {"gt"|"gte"|"lt"|"lte": number, "ne": value, '
-                    '"in": [values], "eq": value}} for comparisons.'
+                    '"in": [values], "eq": value}} for comparisons. An array is not a value: '
+                    'use {"in": [...]}.'
+                ),
+                "additionalProperties": {"anyOf": [SCALAR, _COMPARISON]},
+            },
+            "after": {**nullable(TIME), "description": "Only memories said at or after this time."},
+            "before": {**nullable(TIME), "description": "Only memories said before this time."},
+            "rerank": {
+                "type": "boolean",
+                "default": False,
+                "description": (
+                    "Run the server's rerankers (its `rerankers` setting, in order) over the "
+                    "candidates above the threshold, before they are cut to `limit`."
                 ),
             },
-            "after": {**_TIME, "description": "Only memories said at or after this time."},
-            "before": {**_TIME, "description": "Only memories said before this time."},
         },
+        **NOT_BOTH_TAG_SPELLINGS,
     },
     "SearchResult": {
         "type": "object",
@@ -171,14 +240,19 @@ SCHEMAS: dict[str, Any] = {
             "positions": {"type": "array", "items": {"type": "integer"}},
             "containerTags": {"type": "array", "items": {"type": "string"}},
             "metadata": {"type": "object"},
-            "timestamp": _TIME,
-            "createdAt": _TIME,
-            "updatedAt": _TIME,
+            "timestamp": TIME,
+            "createdAt": TIME,
+            "updatedAt": TIME,
         },
     },
 }
 
-_ID_PARAM = {"name": "conversationId", "in": "path", "required": True, "schema": {"type": "string"}}
+_ID_PARAM = {
+    "name": "conversationId",
+    "in": "path",
+    "required": True,
+    "schema": string(1, s.MAX_ID_CHARS),
+}
 
 PATHS: dict[str, Any] = {
     "/health": {

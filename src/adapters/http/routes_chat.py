@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
 
-from memoryd.adapters.http._chat_schema import CHAT_CONVERTER, ChatIn, chat_to_core, wants_sse
+from memoryd.adapters.http._chat_schema import (
+    CHAT_CONVERTER,
+    PART_TYPES,
+    ChatIn,
+    chat_to_core,
+    wants_sse,
+)
 from memoryd.adapters.http._converter import iso, structure
 from memoryd.adapters.http._errors import read_json
 from memoryd.adapters.http._keys import CONFIG, caller, services
+from memoryd.adapters.http._schema import (
+    MAX_ID_CHARS,
+    MAX_MESSAGES,
+    MAX_TEXT_CHARS,
+    MAX_URL_CHARS,
+    URL_PATTERN,
+)
 from memoryd.adapters.http._streams import DataStream, UiMessageStream, annotation, stream_reply
-from memoryd.adapters.http.openapi import error_responses
+from memoryd.adapters.http.openapi import (
+    NOT_BOTH_TAG_SPELLINGS,
+    ONE_TAG,
+    TAGS,
+    TIME,
+    error_responses,
+    nullable,
+    string,
+)
 from memoryd.core.chat import ChatService
 from memoryd.core.errors import ConfigurationError, FieldError, ValidationFailed
 from memoryd.core.model import Thread
@@ -20,6 +42,8 @@ routes = web.RouteTableDef()
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
+#: The largest ``offset`` of GET /api/threads (SQLite's integers stop at 2**63 - 1).
+MAX_OFFSET = 1_000_000
 
 
 def chat_service(request: web.Request) -> ChatService:
@@ -57,24 +81,26 @@ async def delete_thread(request: web.Request) -> web.Response:
 @routes.get("/api/threads")
 async def list_threads(request: web.Request) -> web.Response:
     limit = _query_int(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
-    offset = _query_int(request, "offset", 0, 0, None)
+    offset = _query_int(request, "offset", 0, 0, MAX_OFFSET)
     threads = await chat_service(request).list_threads(caller(request), limit=limit, offset=offset)
     return web.json_response(
         {"threads": [thread_view(t) for t in threads], "limit": limit, "offset": offset}
     )
 
 
-def _query_int(request: web.Request, name: str, default: int, lo: int, hi: int | None) -> int:
+_DECIMAL = re.compile(r"-?[0-9]{1,20}")
+
+
+def _query_int(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    """The query parameter ``name``: a decimal integer from ``lo`` to ``hi``, else a 400."""
     raw = request.query.get(name)
     if raw is None:
         return default
-    bounds = f"from {lo} to {hi}" if hi is not None else f"{lo} or more"
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value is None or value < lo or (hi is not None and value > hi):
-        raise ValidationFailed([FieldError(path=name, message=f"must be an integer {bounds}")])
+    # int() would also take " 5", "5_0" and other scripts' digits, and 5000-digit numbers.
+    value = int(raw) if _DECIMAL.fullmatch(raw) else None
+    if value is None or not lo <= value <= hi:
+        message = f"must be an integer from {lo} to {hi}"
+        raise ValidationFailed([FieldError(path=name, message=message)])
     return value
 
 
@@ -92,7 +118,10 @@ def thread_view(thread: Thread) -> dict[str, Any]:
                 "id": f"{thread.id}-{i}",
                 "role": m.role,
                 "content": m.content,
-                "annotations": [annotation(a) for a in m.annotations],
+                "annotations": [
+                    annotation(a) | {"forgotten": True} if a.forgotten else annotation(a)
+                    for a in m.annotations
+                ],
                 "createdAt": iso(m.created_at),
             }
             for i, m in enumerate(thread.messages)
@@ -107,64 +136,115 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-_TIME = {"type": "string", "format": "date-time"}
-_THREAD_PARAM = {"name": "threadId", "in": "path", "required": True, "schema": {"type": "string"}}
+_TIME = TIME
+_THREAD_PARAM = {
+    "name": "threadId",
+    "in": "path",
+    "required": True,
+    "schema": string(1, MAX_ID_CHARS),
+}
+#: What a part of a type memoryd reads may carry (other part types are ignored whole).
+_PART_FIELDS = {
+    "text": nullable(string(hi=MAX_TEXT_CHARS)),
+    "image": nullable({"type": "string", "description": "A URL, a data URL or base64."}),
+    "data": nullable({"type": "string"}),
+    "url": nullable(string(1, MAX_URL_CHARS)),
+    "mimeType": nullable({"type": "string"}),
+    "mediaType": nullable({"type": "string"}),
+    "imageUrl": nullable(_ref("UrlObject")),
+    "image_url": nullable(_ref("UrlObject")),
+}
 
 SCHEMAS: dict[str, Any] = {
+    "UrlObject": {
+        "type": "object",
+        "required": ["url"],
+        "properties": {"url": string(1, MAX_URL_CHARS, pattern=URL_PATTERN)},
+    },
     "ChatMessage": {
         "type": "object",
         "required": ["role"],
-        "description": "`content` (a string or parts), or `parts` (AI SDK v5 UIMessage).",
+        "description": (
+            "`content` (a string or parts), or `parts` (AI SDK v5 UIMessage): at least one "
+            "of them, not null."
+        ),
         "properties": {
             "role": {"enum": ["user", "assistant", "system"]},
-            "content": {
-                "anyOf": [
-                    {"type": "string"},
-                    {"type": "array", "items": _ref("ChatPart")},
-                ]
-            },
-            "parts": {"type": "array", "items": _ref("ChatPart")},
-            "annotations": {"type": "array", "description": "Ignored."},
-            "experimental_attachments": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["url"],
-                    "properties": {
-                        "url": {"type": "string"},
-                        "contentType": {"type": "string"},
-                        "name": {"type": "string"},
+            "content": nullable(
+                {
+                    "anyOf": [
+                        string(hi=MAX_TEXT_CHARS),
+                        {"type": "array", "items": _ref("ChatPart")},
+                    ]
+                }
+            ),
+            "parts": nullable({"type": "array", "items": _ref("ChatPart")}),
+            "annotations": {"description": "Ignored."},
+            "experimental_attachments": nullable(
+                {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["url"],
+                        "properties": {
+                            "url": string(1, MAX_URL_CHARS),
+                            "contentType": nullable({"type": "string"}),
+                            "name": nullable({"type": "string"}),
+                        },
                     },
-                },
-            },
+                }
+            ),
         },
+        "anyOf": [
+            {"required": ["content"], "properties": {"content": {"type": ["string", "array"]}}},
+            {"required": ["parts"], "properties": {"parts": {"type": "array"}}},
+        ],
     },
     "ChatPart": {
-        "type": "object",
-        "required": ["type"],
-        "description": "text, image, image_url or file; other part types are ignored.",
-        "properties": {
-            "type": {"type": "string"},
-            "text": {"type": "string"},
-            "image": {"type": "string", "description": "A URL, a data URL or base64."},
-            "data": {"type": "string"},
-            "url": {"type": "string"},
-            "mimeType": {"type": "string"},
-            "mediaType": {"type": "string"},
-        },
+        "description": "text, image, image_url or file; parts of other types are ignored.",
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["type", "text"],
+                "properties": {
+                    **_PART_FIELDS,
+                    "type": {"const": "text"},
+                    "text": string(hi=MAX_TEXT_CHARS),
+                },
+            },
+            {
+                "type": "object",
+                "required": ["type"],
+                "properties": {**_PART_FIELDS, "type": {"enum": ["image", "image_url", "file"]}},
+            },
+            {
+                "type": "object",
+                "required": ["type"],
+                "description": "Reasoning, tool, source, step and data-* parts: ignored.",
+                "properties": {"type": {"not": {"enum": list(PART_TYPES)}}},
+            },
+        ],
     },
     "ChatIn": {
         "type": "object",
         "required": ["messages"],
+        "description": (
+            'Without a user message with text the answer is 400 "Invalid prompt - please '
+            'rephrase your message".'
+        ),
         "properties": {
-            "messages": {"type": "array", "items": _ref("ChatMessage")},
-            "threadId": {"type": "string", "minLength": 1, "maxLength": 255},
-            "containerTags": {"type": "array", "items": {"type": "string"}},
-            "trigger": {
-                "type": "string",
-                "description": "Sent by AI SDK v5 clients; it selects the UI message stream.",
-            },
+            "messages": {"type": "array", "maxItems": MAX_MESSAGES, "items": _ref("ChatMessage")},
+            "threadId": nullable(string(1, MAX_ID_CHARS)),
+            "containerTags": TAGS,
+            "containerTag": ONE_TAG,
+            "trigger": nullable(
+                {
+                    "type": "string",
+                    "description": "Sent by AI SDK v5 clients; it selects the UI message stream.",
+                }
+            ),
         },
+        **NOT_BOTH_TAG_SPELLINGS,
     },
     "Annotation": {
         "type": "object",
@@ -179,6 +259,12 @@ SCHEMAS: dict[str, Any] = {
             "ogImage": {"type": "string"},
             "createdAt": _TIME,
             "updatedAt": _TIME,
+            "forgotten": {
+                "type": "boolean",
+                "description": "In a stored thread only, and only when true: the cited "
+                "conversation was deleted, and its text, title, description, url and image "
+                "with it; the id, similarity and times stay.",
+            },
         },
     },
     "Thread": {
@@ -260,7 +346,11 @@ PATHS: dict[str, Any] = {
                     "in": "query",
                     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
                 },
-                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                {
+                    "name": "offset",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+                },
             ],
             "responses": {
                 "200": {

@@ -19,14 +19,21 @@ from attrs import Factory, define, field
 from memoryd.adapters._outbound import SessionSlot, redact, without_user
 from memoryd.adapters.llm._sse import DONE, SseDecoder
 from memoryd.core.errors import ConfigurationError, ModelUnavailable
-from memoryd.core.model import ScoredMemory
-from memoryd.core.ports import ChatTurn
+from memoryd.core.ports import ChatTurn, Completed, FinishReason, Usage
 
 log = logging.getLogger(__name__)
 
 _EXCERPT = 200
 _MAX_BACKOFF = 2.0
 _PATH = "/chat/completions"
+#: OpenAI's finish reasons in the port's words (any other string is "other").
+_REASONS: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "content_filter": "content-filter",
+    "tool_calls": "tool-calls",
+    "function_call": "tool-calls",
+}
 
 
 @define(kw_only=True)
@@ -47,7 +54,7 @@ class OpenAIChatModel:
     the HTTP response, which tells the server to stop generating.
     """
 
-    base_url: str
+    base_url: str = field(repr=lambda url: repr(without_user(url)))
     model: str
     api_key: str | None = field(default=None, repr=False)
     context_window: int = 8192
@@ -99,29 +106,32 @@ class OpenAIChatModel:
         return self.label or f"the chat model server at {self.endpoint}"
 
     async def stream(
-        self,
-        turns: Sequence[ChatTurn],
-        *,
-        max_tokens: int,
-        context: Sequence[ScoredMemory] = (),
-    ) -> AsyncGenerator[str, None]:
-        """Yield the answer's text pieces as the server writes them.
+        self, turns: Sequence[ChatTurn], *, max_tokens: int
+    ) -> AsyncGenerator[str | Completed, None]:
+        """Yield the answer's text pieces as the server writes them, then ``Completed``.
 
-        ``context`` is not used: the memories are already in ``turns``.
+        The finish reason is the server's (``length`` when ``max_tokens`` cut the
+        answer); the usage is the server's own count, asked for with
+        ``stream_options.include_usage`` (None if it sends none).
         """
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": t.role, "content": t.content} for t in turns],
             "max_tokens": max_tokens,
             "stream": True,
+            "stream_options": {"include_usage": True},
         }
         if self.temperature is not None:
             body["temperature"] = self.temperature
         response = await self._open(body)
         finished = False
+        reason: FinishReason = "unknown"
+        usage: Usage | None = None
         try:
             if response.content_type == "application/json":  # a server that ignored "stream"
-                piece = self._whole(await self._next_data(response, None))
+                event = self._json(await self._next_data(response, None) or "")
+                piece = _whole(event)
+                reason, usage = _finish_reason(event) or reason, _usage(event)
                 if piece:
                     yield piece
             else:
@@ -129,7 +139,10 @@ class OpenAIChatModel:
                 while (data := await self._next_data(response, decoder)) is not None:
                     if data.strip() == DONE:
                         break
-                    piece = self._piece(data)
+                    event = self._json(data)
+                    reason = _finish_reason(event) or reason
+                    usage = _usage(event) or usage
+                    piece = _piece(event)
                     if piece:
                         yield piece
             finished = True
@@ -140,6 +153,7 @@ class OpenAIChatModel:
                 response.release()
             else:
                 response.close()
+        yield Completed(reason, usage)
 
     async def _open(self, body: dict[str, Any]) -> aiohttp.ClientResponse:
         attempts = self.connect_retries + 1
@@ -207,22 +221,6 @@ class OpenAIChatModel:
             data = decoder.feed(line.decode("utf-8", errors="replace"))
             if data is not None:
                 return data
-
-    def _piece(self, data: str) -> str:
-        event = self._json(data)
-        choices = event.get("choices")
-        first = choices[0] if isinstance(choices, list) and choices else None
-        delta = first.get("delta") if isinstance(first, dict) else None
-        content = delta.get("content") if isinstance(delta, dict) else None
-        return content if isinstance(content, str) else ""
-
-    def _whole(self, text: str | None) -> str:
-        event = self._json(text or "")
-        try:
-            content = event["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            content = None
-        return content if isinstance(content, str) else ""
 
     def _json(self, data: str) -> dict[str, Any]:
         try:
@@ -302,3 +300,46 @@ class OpenAIChatModel:
 
 def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+def _first_choice(event: dict[str, Any]) -> dict[str, Any]:
+    choices = event.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices else None
+    return first if isinstance(first, dict) else {}
+
+
+def _piece(event: dict[str, Any]) -> str:
+    """A streamed event's text."""
+    delta = _first_choice(event).get("delta")
+    content = delta.get("content") if isinstance(delta, dict) else None
+    return content if isinstance(content, str) else ""
+
+
+def _whole(event: dict[str, Any]) -> str:
+    """A whole (not streamed) completion's text."""
+    message = _first_choice(event).get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    return content if isinstance(content, str) else ""
+
+
+def _finish_reason(event: dict[str, Any]) -> FinishReason | None:
+    """The event's finish reason in the port's words; None if it gives none."""
+    reason = _first_choice(event).get("finish_reason")
+    if not isinstance(reason, str) or not reason:
+        return None
+    return _REASONS.get(reason, "other")
+
+
+def _usage(event: dict[str, Any]) -> Usage | None:
+    """The server's own token counts, if the event carries both (the last one does)."""
+    usage = event.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+    if prompt is None or completion is None:
+        return None
+    return Usage(prompt_tokens=prompt, completion_tokens=completion)
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None

@@ -1,4 +1,4 @@
-"""The core's errors carry no HTTP status: the edge's table gives each one, with the spec's codes."""
+"""Core errors carry no HTTP status: the edge's table gives each one the spec's code."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from attrs import define, field
 
 from memoryd.adapters.storage.sqlite._conversations import SqliteConversationStore
-from memoryd.adapters.storage.sqlite._db import Database
+from memoryd.adapters.storage.sqlite._db import Database, make_private_dir
 from memoryd.adapters.storage.sqlite._fts import KEYWORD_BUDGET
 from memoryd.adapters.storage.sqlite._index import SqliteMemoryIndex
 from memoryd.adapters.storage.sqlite._keys import SqliteKeyStore
@@ -62,7 +62,7 @@ async def open_sqlite(
     """
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
     except OSError as e:
         raise ConfigurationError(
             f"Cannot create the data directory {path.parent}: {e.strerror}. "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import queue
 import sqlite3
@@ -22,6 +23,8 @@ from typing import TypeVar
 from memoryd.core.errors import MemorydError, StoreUnavailable
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 #: How long a statement waits for another connection's lock (another process's
 #: write, a checkpoint) before it fails with SQLITE_BUSY.
@@ -60,6 +63,54 @@ def translate(error: BaseException) -> BaseException:
         if code is None and isinstance(error, sqlite3.OperationalError):
             return StoreUnavailable()
     return error
+
+
+#: The data directory's mode when memoryd creates it: the owner's alone.
+DIR_MODE = 0o700
+#: The SQLite file's mode when memoryd creates it. SQLite gives its ``-wal`` and
+#: ``-shm`` files the main file's mode, so they are the owner's alone too.
+FILE_MODE = 0o600
+
+
+def make_private_dir(path: Path) -> None:
+    """Create the data directory ``path`` (and its parents) if missing; ``path`` itself 0700.
+
+    Parents are made as ``mkdir -p`` makes them; an existing directory is left as it is.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=DIR_MODE)
+    except FileExistsError:
+        if not path.is_dir():
+            raise
+        return
+    os.chmod(path, DIR_MODE)  # exact, whatever the umask
+
+
+def create_private_file(path: Path) -> None:
+    """Create the database file 0600 if it does not exist (an empty file is an empty database).
+
+    ``sqlite3.connect`` would create it 0644 under umask 022, and its ``-wal`` and
+    ``-shm`` files with it. An existing file keeps its mode (the deployer's choice);
+    a warning names it if others may read it.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+    except FileExistsError:
+        with contextlib.suppress(OSError):
+            mode = os.stat(path).st_mode & 0o777
+            if mode & 0o077:
+                log.warning(
+                    "the database %s is readable by others (mode %o); run chmod 600 on it "
+                    "and chmod 700 on its directory",
+                    path,
+                    mode,
+                )
+        return
+    try:
+        os.fchmod(fd, FILE_MODE)  # exact, whatever the umask
+    finally:
+        os.close(fd)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -133,6 +184,7 @@ class Database:
         Blocking: the caller runs it in a thread.
         """
         try:
+            create_private_file(self.path)
             self._writer = connect(self.path)
             self._all.append(self._writer)
             setup(self._writer)

@@ -48,8 +48,12 @@ def terms(text: str) -> list[str]:
 
 
 def quote(text: str) -> str:
-    """An FTS5 string literal: double quotes doubled."""
-    return '"' + text.replace('"', '""') + '"'
+    """An FTS5 string literal: double quotes doubled, NULs (which end it early) as spaces.
+
+    A NUL would make FTS5 fail with "unterminated string"; as a space it only
+    splits the phrase, and the caller checks the exact value on the hits.
+    """
+    return '"' + text.replace('"', '""').replace("\x00", " ") + '"'
 
 
 def words_expression(words: Sequence[str]) -> str:
