@@ -1,9 +1,12 @@
-"""The composition root: the one module that names concrete adapters.
+"""The composition root: the one module that wires the ports into the services.
 
 ``Container`` (dependency-injector) declares how each port is built from
 ``Settings``; resources that hold threads, files, models or connections are
 ``providers.Resource`` async generators, opened by ``create_app`` before the
-app serves and closed on its cleanup.
+app serves and closed on its cleanup. The storage backend, the embedder and
+the chat model are the factories that plugins registered under the names the
+settings give (``storage``, ``embedder``, ``llm``); the built-in ones, in
+``memoryd.plugins.builtin``, hold the construction of the concrete adapters.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -21,16 +24,31 @@ from dependency_injector import containers, providers
 
 from memoryd import __version__
 from memoryd.adapters.clock import SystemClock
-from memoryd.adapters.http import HttpConfig, Services, build_app
+from memoryd.adapters.http import HttpConfig, ServerLimits, Services, build_app, make_runner
 from memoryd.core.auth import Authenticator, digest, new_key
 from memoryd.core.chat import DEFAULT_SYSTEM_PROMPT, ChatPolicy, ChatService
 from memoryd.core.conversations import ConversationService
-from memoryd.core.errors import ConfigurationError
 from memoryd.core.ingest import IngestService
 from memoryd.core.memories import MemoryPolicy
-from memoryd.core.ports import ChatModel, Embedder, KeyStore, TokenCounter
-from memoryd.core.retrieval import ContextRule, FusionSettings, SearchCache, SearchService
+from memoryd.core.ports import (
+    ChatModel,
+    Embedder,
+    KeyStore,
+    PartHandler,
+    Reranker,
+    StorageBackend,
+    TokenCounter,
+)
+from memoryd.core.retrieval import (
+    ContextRule,
+    FusionSettings,
+    SearchCache,
+    SearchService,
+    choose_rerankers,
+)
+from memoryd.plugins.builtin import llamacpp as llamacpp_plugin
 from memoryd.plugins.host import PluginHost
+from memoryd.plugins.registry import ChatModelEntry
 from memoryd.settings import Settings
 
 log = logging.getLogger("memoryd")
@@ -57,129 +75,106 @@ async def token_counter(settings: Settings) -> AsyncGenerator[TokenCounter, None
 
 
 async def embedder_resource(
-    settings: Settings, session: aiohttp.ClientSession | None = None
+    settings: Settings,
+    plugins: PluginHost,
+    session: aiohttp.ClientSession | None = None,
+    tokens: TokenCounter | None = None,
 ) -> AsyncGenerator[Embedder, None]:
-    """The configured embedder, loaded (local) or probed (remote)."""
-    if settings.embedder == "openai":
-        from memoryd.adapters.embedding import OpenAIEmbedder
-
-        if not settings.embedding_url:
-            raise ConfigurationError("embedder = 'openai' needs embedding_url (…/v1)")
-        remote = OpenAIEmbedder(
-            base_url=settings.embedding_url,
-            model=settings.embedding_model,
-            api_key=settings.embedding_api_key,
-            dimension=settings.embedding_dimension,
-            timeout=settings.embedding_timeout,
-            batch_size=settings.embedding_batch_size,
-            session=session,
-        )
-        try:
-            await remote.probe()
-            yield remote
-        finally:
-            await remote.aclose()
-        return
-    from memoryd.adapters.embedding import local_embedder
-
-    local = local_embedder(
-        settings.embedder,
-        threads=settings.embedding_threads,
-        max_batch=settings.embedding_batch_size,
-    )
-    try:
-        await asyncio.to_thread(local.load)
-        yield local
-    finally:
-        await local.aclose()
+    """The embedder that ``embedder`` names, loaded (local) or probed (remote)."""
+    async with plugins.open_embedder(
+        settings.embedder, settings=settings, session=session, tokens=tokens
+    ) as opened:
+        yield opened
 
 
-async def storage_resource(settings: Settings, embedder: Embedder) -> AsyncGenerator[Any, None]:
-    """The storage backend: the stores and the index (embedded SQLite by default)."""
-    from memoryd.adapters.storage.sqlite import open_sqlite
-
-    backend = await open_sqlite(
-        settings.database_path, model_name=embedder.model_name, dimension=embedder.dimension
-    )
-    try:
+async def storage_resource(
+    settings: Settings,
+    plugins: PluginHost,
+    embedder: Embedder,
+    session: aiohttp.ClientSession | None = None,
+) -> AsyncGenerator[StorageBackend, None]:
+    """The storage backend that ``storage`` names: the stores and the index."""
+    async with plugins.open_storage(
+        settings.storage, settings=settings, session=session, embedder=embedder
+    ) as backend:
         yield backend
-    finally:
-        await backend.close()
+
+
+async def choose_chat_model(
+    settings: Settings, plugins: PluginHost
+) -> AsyncGenerator[ChatModelEntry, None]:
+    """The chat model that ``llm`` names (``auto``: the first one that can run)."""
+    yield await plugins.choose_chat_model(settings.llm, settings=settings)
 
 
 async def chat_model_resource(
-    settings: Settings, session: aiohttp.ClientSession | None = None
+    settings: Settings,
+    plugins: PluginHost | None = None,
+    *,
+    choice: ChatModelEntry | None = None,
+    session: aiohttp.ClientSession | None = None,
+    tokens: TokenCounter | None = None,
+    embedder: Embedder | None = None,
 ) -> AsyncGenerator[ChatModel, None]:
-    """The configured chat model (``llm``); the embedded llama.cpp is started and stopped here.
+    """The chosen chat model, started (the embedded llama.cpp) and stopped with the app.
 
-    ``auto`` is ``llamacpp`` when xllamacpp and a GGUF model are installed, else
-    ``extractive``. llama.cpp loads in a thread, off the event loop.
+    Alone (``chat_model_resource(settings)``), it loads the plugins and chooses itself.
     """
-    from memoryd.adapters import llm
+    plugins = plugins or plugin_host(settings)
+    choice = choice or await plugins.choose_chat_model(settings.llm, settings=settings)
+    async with plugins.open_chat_model(
+        choice, settings=settings, session=session, tokens=tokens, embedder=embedder
+    ) as model:
+        yield model
 
-    choice = settings.llm
-    if choice == "auto":
-        usable = await asyncio.to_thread(llm.llamacpp_available, settings.llm_model_path)
-        choice = "llamacpp" if usable else "extractive"
-        log.info("llm = auto: using %s", choice)
-    if choice == "extractive":
-        yield llm.ExtractiveChatModel(context_window=settings.llm_context_window)
-        return
-    if choice == "openai":
-        if not settings.llm_url:
-            raise ConfigurationError(
-                'llm = "openai" needs llm_url, the server\'s OpenAI base URL ending in /v1 '
-                "(for Ollama: http://127.0.0.1:11434/v1)",
-                details={"setting": "llm_url"},
-            )
-        remote = llm.OpenAIChatModel(
-            base_url=settings.llm_url,
-            model=settings.llm_model,
-            api_key=settings.llm_api_key,
-            context_window=settings.llm_context_window,
-            connect_timeout=settings.llm_connect_timeout,
-            read_timeout=settings.llm_read_timeout,
-            connect_retries=settings.llm_connect_retries,
-            temperature=settings.llm_temperature,
-            session=session,
-        )
-        try:
-            yield remote
-        finally:
-            await remote.aclose()
-        return
-    server = llm.EmbeddedLlamaServer(
-        model_path=settings.llm_model_path,
-        threads=settings.llm_threads,
-        context_window=settings.llm_context_window,
+
+async def plugin_lifespans(
+    settings: Settings,
+    plugins: PluginHost,
+    session: aiohttp.ClientSession,
+    embedder: Embedder,
+    tokens: TokenCounter,
+) -> AsyncGenerator[None, None]:
+    """The plugins' startup code, then (when the app closes) their shutdown code."""
+    async with plugins.lifespan(
+        settings=settings, session=session, embedder=embedder, tokens=tokens
+    ):
+        yield
+
+
+def plugin_part_handlers(
+    settings: Settings,
+    plugins: PluginHost,
+    session: aiohttp.ClientSession,
+    embedder: Embedder,
+    tokens: TokenCounter,
+) -> list[PartHandler]:
+    return plugins.part_handlers(
+        settings=settings, session=session, embedder=embedder, tokens=tokens
     )
-    embedded = server.chat_model(
-        session=session,
-        connect_timeout=settings.llm_connect_timeout,
-        read_timeout=settings.llm_read_timeout,
-        temperature=settings.llm_temperature,
+
+
+def plugin_rerankers(
+    settings: Settings,
+    plugins: PluginHost,
+    session: aiohttp.ClientSession,
+    embedder: Embedder,
+    tokens: TokenCounter,
+) -> list[Reranker]:
+    """The rerankers the ``rerankers`` setting names, in its order (contained)."""
+    installed = plugins.rerankers(
+        settings=settings, session=session, embedder=embedder, tokens=tokens
     )
-    await asyncio.to_thread(server.start)
-    try:
-        yield embedded
-    finally:
-        await embedded.aclose()
-        await asyncio.to_thread(server.stop)
+    return choose_rerankers(installed, settings.rerankers)
 
 
-#: The prompt's headroom (``chat_token_headroom``) by backend, when it is not set: SmolLM2's
-#: tokenizer counts 1.2 (English) to 1.6 (Latin, other scripts) times as many tokens as
-#: cl100k_base; OpenAI-compatible servers run all kinds of models.
-EMBEDDED_HEADROOM = 0.4
-REMOTE_HEADROOM = 0.25
+#: The embedded llama.cpp's headroom, which its plugin registers (re-exported for tests).
+EMBEDDED_HEADROOM = llamacpp_plugin.EMBEDDED_HEADROOM
 
 
-def chat_policy(settings: Settings, model: ChatModel) -> ChatPolicy:
-    from memoryd.adapters.llm import LlamaCppChatModel
-
+def chat_policy(settings: Settings, choice: ChatModelEntry) -> ChatPolicy:
+    """The chat's rules; the prompt's headroom is the model's unless chat_token_headroom is set."""
     headroom = settings.chat_token_headroom
-    if headroom is None:
-        headroom = EMBEDDED_HEADROOM if isinstance(model, LlamaCppChatModel) else REMOTE_HEADROOM
     return ChatPolicy(
         system_prompt=settings.chat_system_prompt or DEFAULT_SYSTEM_PROMPT,
         rule=ContextRule(
@@ -192,14 +187,18 @@ def chat_policy(settings: Settings, model: ChatModel) -> ChatPolicy:
         memories_per_document=settings.chat_memories_per_document,
         max_history=settings.chat_max_history,
         max_answer_tokens=settings.llm_max_tokens,
-        token_headroom=headroom,
+        token_headroom=choice.token_headroom if headroom is None else headroom,
+        rerank=settings.chat_rerank,
     )
 
 
-def plugin_host(settings: Settings) -> PluginHost:
+def plugin_host(settings: Settings, extra: Sequence[object] = ()) -> PluginHost:
+    """The built-in plugins, the installed ones and ``extra``, checked against the settings."""
     from memoryd.plugins import builtin
 
-    return PluginHost.load(builtins=builtin.modules(), disabled=settings.plugins_disabled)
+    host = PluginHost.load(settings, builtins=builtin.modules(), plugins=extra)
+    host.check_selection()
+    return host
 
 
 # --- the container -------------------------------------------------------------------------------
@@ -209,12 +208,28 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
     clock = providers.Singleton(SystemClock)
-    plugins = providers.Singleton(plugin_host, settings)
+    #: Plugin objects given to ``create_app`` besides the built-in and installed ones.
+    extra_plugins = providers.Object(())
+    plugins = providers.Singleton(plugin_host, settings, extra_plugins)
     session = providers.Resource(http_session)
     tokens = providers.Resource(token_counter, settings)
-    embedder = providers.Resource(embedder_resource, settings, session)
-    storage = providers.Resource(storage_resource, settings, embedder)
-    chat_model = providers.Resource(chat_model_resource, settings, session)
+    embedder = providers.Resource(embedder_resource, settings, plugins, session, tokens)
+    storage = providers.Resource(storage_resource, settings, plugins, embedder, session)
+    chat_choice = providers.Resource(choose_chat_model, settings, plugins)
+    chat_model = providers.Resource(
+        chat_model_resource,
+        settings,
+        plugins,
+        choice=chat_choice,
+        session=session,
+        tokens=tokens,
+        embedder=embedder,
+    )
+    lifespans = providers.Resource(plugin_lifespans, settings, plugins, session, embedder, tokens)
+    part_handlers = providers.Singleton(
+        plugin_part_handlers, settings, plugins, session, embedder, tokens
+    )
+    rerankers = providers.Singleton(plugin_rerankers, settings, plugins, session, embedder, tokens)
 
     policy = providers.Factory(
         MemoryPolicy,
@@ -240,18 +255,22 @@ class Container(containers.DeclarativeContainer):
         tokens=tokens,
         clock=clock,
         policy=policy,
-        part_handlers=plugins.provided.part_handlers.call(),
+        part_handlers=part_handlers,
+        max_embed_tokens=settings.provided.max_embed_tokens,
     )
     search = providers.Singleton(
         SearchService,
         index=storage.provided.index,
         embedder=embedder,
         fusion=fusion,
-        rerankers=plugins.provided.rerankers.call(),
+        rerankers=rerankers,
         cache=providers.Factory(SearchCache, capacity=settings.provided.search_cache_size),
     )
     conversations = providers.Singleton(
-        ConversationService, store=storage.provided.conversations, index=storage.provided.index
+        ConversationService,
+        store=storage.provided.conversations,
+        index=storage.provided.index,
+        threads=storage.provided.threads,
     )
     auth = providers.Singleton(Authenticator, keys=storage.provided.keys)
     chat = providers.Singleton(
@@ -261,8 +280,8 @@ class Container(containers.DeclarativeContainer):
         model=chat_model,
         tokens=tokens,
         clock=clock,
-        part_handlers=plugins.provided.part_handlers.call(),
-        policy=providers.Factory(chat_policy, settings, chat_model),
+        part_handlers=part_handlers,
+        policy=providers.Factory(chat_policy, settings, chat_choice),
     )
     services = providers.Singleton(
         Services,
@@ -280,14 +299,26 @@ async def _resolve(value: Any) -> Any:
 
 
 async def create_app(
-    settings: Settings, *, overrides: Mapping[str, object] | None = None
+    settings: Settings,
+    *,
+    overrides: Mapping[str, object] | None = None,
+    plugins: Sequence[object] = (),
 ) -> web.Application:
     """Open every resource, then build the aiohttp app; its cleanup closes them.
 
     ``overrides`` replaces named providers with ready objects (tests use it to
-    wrap the real embedder with a counter).
+    wrap the real embedder with a counter). ``plugins`` are plugin objects
+    (modules, instances) loaded after the built-in and installed ones, as if
+    installed (an application embedding memoryd, tests).
     """
-    container = Container(settings=settings)
+    config = HttpConfig(  # first: a wrong setting stops memoryd before anything opens
+        development=settings.development,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout,
+        version=__version__,
+    )
+    settings.check()  # settings built without load_settings are checked at start too
+    container = Container(settings=settings, extra_plugins=tuple(plugins))
     for name, value in (overrides or {}).items():
         getattr(container, name).override(providers.Object(value))
     try:
@@ -296,14 +327,7 @@ async def create_app(
     except BaseException:
         await _resolve(container.shutdown_resources())
         raise
-    app = build_app(
-        services,
-        HttpConfig(
-            development=settings.development,
-            max_body_bytes=settings.max_body_bytes,
-            version=__version__,
-        ),
-    )
+    app = build_app(services, config)
 
     async def close(_: web.Application) -> None:
         await _resolve(container.shutdown_resources())
@@ -315,32 +339,37 @@ async def create_app(
 @contextlib.asynccontextmanager
 async def embedder(settings: Settings) -> AsyncIterator[Embedder]:
     """The configured embedder, outside an app (benchmarks, tests)."""
-    async with contextlib.aclosing(embedder_resource(settings)) as resource:
-        yield await anext(resource)
+    async with plugin_host(settings).open_embedder(settings.embedder, settings=settings) as found:
+        yield found
 
 
 @contextlib.asynccontextmanager
-async def key_store(settings: Settings) -> AsyncIterator[KeyStore]:
-    """The key store of ``settings``' data dir, without loading models or the index.
+async def key_store(settings: Settings, plugins: Sequence[object] = ()) -> AsyncIterator[KeyStore]:
+    """The key store of the configured storage, without loading models or the index.
 
-    Safe while a server has the same file open.
+    The storage factory gets no embedder, which tells it that only the key
+    store is needed: for SQLite, safe while a server has the same file open.
     """
-    from memoryd.adapters.storage.sqlite import open_sqlite
-
-    backend = await open_sqlite(
-        settings.database_path, model_name=None, dimension=None, load_index=False
-    )
-    try:
+    host = plugin_host(settings, plugins)
+    async with host.open_storage(settings.storage, settings=settings) as backend:
         yield backend.keys
-    finally:
-        await backend.close()
+
+
+def server_limits(settings: Settings) -> ServerLimits:
+    """The connection limits ``serve`` holds its clients to."""
+    return ServerLimits(
+        header_timeout=settings.header_timeout,
+        keepalive_timeout=settings.keepalive_timeout,
+        max_connections=settings.max_connections,
+    )
 
 
 async def serve(settings: Settings) -> None:
     """Run the server until SIGINT/SIGTERM; print its URL (and a first key, on first start)."""
+    limits = server_limits(settings)
     first_key = await _first_key(settings)
     app = await create_app(settings)
-    runner = web.AppRunner(app, access_log=None)
+    runner = make_runner(app, limits)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port)

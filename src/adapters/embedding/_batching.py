@@ -45,6 +45,11 @@ class EncoderModel(Protocol):
 
 #: Documents are queued in pieces of ``max_batch // PIECES_PER_BATCH`` texts.
 PIECES_PER_BATCH = 4
+#: Seconds after a query during which document calls shrink to ``max_batch //
+#: SEARCHING_SHARE`` texts, so that the next query waits for at most one small call
+#: (search stays fast during a long ingest).
+QUERY_RECENT_S = 2.0
+SEARCHING_SHARE = 16
 
 
 @frozen
@@ -71,6 +76,8 @@ class BatchingEmbedder:
     _documents: collections.deque[_Request] = field(factory=collections.deque, init=False)
     _worker: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     _closed: bool = field(default=False, init=False)
+    #: When the last query was queued (the loop's clock).
+    _last_query: float = field(default=float("-inf"), init=False)
 
     def __attrs_post_init__(self) -> None:
         if self.max_batch < 1:
@@ -117,13 +124,15 @@ class BatchingEmbedder:
             raise ModelUnavailable("The embedding model is shutting down")
         loop = asyncio.get_running_loop()
         request = _Request(texts, query, loop.create_future())
+        if query:
+            self._last_query = loop.time()
         (self._queries if query else self._documents).append(request)
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._drain(), name="memoryd-embed-batcher")
         return request.future
 
-    def _take(self, queue: collections.deque[_Request]) -> list[_Request]:
-        """Requests from ``queue`` for one model call: up to ``max_batch`` texts in all."""
+    def _take(self, queue: collections.deque[_Request], most: int) -> list[_Request]:
+        """Requests from ``queue`` for one model call: up to ``most`` texts in all."""
         batch: list[_Request] = []
         size = 0
         while queue:
@@ -131,7 +140,7 @@ class BatchingEmbedder:
             if request.future.done():  # its caller was cancelled while it waited
                 queue.popleft()
                 continue
-            if batch and size + len(request.texts) > self.max_batch:
+            if batch and size + len(request.texts) > most:
                 break
             batch.append(queue.popleft())
             size += len(request.texts)
@@ -141,13 +150,21 @@ class BatchingEmbedder:
         """Alternate one call for the queued queries and one for queued documents until idle.
 
         Queries and documents take turns, so a long ingest never starves searches
-        (a query waits for at most one document batch) and searches never starve it.
+        (a query waits for at most one document call) and searches never starve it.
+        While searches are coming in (one in the last ``QUERY_RECENT_S``), a document
+        call takes a sixteenth of a batch, so that wait stays short; otherwise it takes
+        a full batch, which embeds more texts a second.
         """
+        loop = asyncio.get_running_loop()
+        small = max(1, self.max_batch // SEARCHING_SHARE)
         while self._queries or self._documents:
-            for queue, query in ((self._queries, True), (self._documents, False)):
-                batch = self._take(queue)
-                if batch:
-                    await self._run_batch(batch, query=query)
+            batch = self._take(self._queries, self.max_batch)
+            if batch:
+                await self._run_batch(batch, query=True)
+            searching = loop.time() - self._last_query < QUERY_RECENT_S
+            batch = self._take(self._documents, small if searching else self.max_batch)
+            if batch:
+                await self._run_batch(batch, query=False)
 
     async def _run_batch(self, batch: list[_Request], *, query: bool) -> None:
         loop = asyncio.get_running_loop()
