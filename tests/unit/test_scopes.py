@@ -232,3 +232,17 @@ async def test_an_answer_saved_after_its_memory_was_forgotten_keeps_no_copy(
     assert saved is not None
     assert all("red" not in a.content for a in saved.messages[-1].annotations)
     assert saved.messages[-1].annotations[0].forgotten
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_the_fake_store_forgets_citations_in_the_delete_itself(
+    chat: ChatService, store: InMemoryStore
+) -> None:
+    # As the SQLite file does: no crash between the delete and forget_citations.
+    reply = await answer(chat, FULL, "Who flies to Lisbon on the red plane?")
+    assert "red" in cited_text(reply)
+    assert await store.delete_conversation(TENANT, "a", scope=None)
+    saved = await store.get_thread(TENANT, reply.thread.id)
+    assert saved is not None
+    assert all("red" not in a.content for a in saved.messages[-1].annotations)
+    assert await store.forget_citations(TENANT, [reply.annotations[0].id]) == 0

@@ -206,6 +206,57 @@ async def test_a_citation_of_a_memory_deleted_while_the_answer_streamed_is_store
     assert (annotation.id, annotation.content, annotation.forgotten) == ("m1", "", True)
 
 
+async def test_deleting_a_conversation_forgets_its_citations_in_the_same_transaction(
+    backend: SqliteBackend, db_path: Path
+) -> None:
+    # A crash right after the delete's commit must leave no quoted text: the delete
+    # alone (no forget_citations after it) forgets the citations of its memories.
+    await write(backend, scoped((), "x", scope=()), [memory("acme", "c1", "m1", "x", unit(RNG))])
+    other = scoped((), "y", scope=())
+    await write(
+        backend,
+        attrs.evolve(other, id="id-other", conversation_id="c2"),
+        [memory("acme", "c2", "m2", "y", unit(RNG))],
+    )
+    await backend.threads.create_thread(Thread(id="t", tenant_id="acme", created_at=T0))
+    answer = ThreadMessage("assistant", "a", (cite("m1", "quoted"), cite("m2", "kept")))
+    await backend.threads.append_messages("acme", "t", [answer])
+
+    assert await backend.conversations.delete_conversation("acme", "c1") == ("m1",)
+
+    with sqlite3.connect(db_path) as conn:
+        (stored_json,) = conn.execute("SELECT annotations FROM thread_messages").fetchone()
+        assert "quoted" not in stored_json
+        cited = conn.execute("SELECT memory_id FROM thread_citations").fetchall()
+        assert cited == [("m2",)]
+    thread = await backend.threads.get_thread("acme", "t")
+    assert thread is not None
+    gone, kept = thread.messages[0].annotations
+    assert (gone.id, gone.content, gone.title, gone.forgotten) == ("m1", "", "", True)
+    assert kept == cite("m2", "kept")
+    assert await backend.threads.forget_citations("acme", ["m1"]) == 0
+
+
+def checkpointed_bytes(db_path: Path) -> bytes:
+    """The database file's bytes and its log's, once the log is checkpointed."""
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    wal = db_path.with_name(db_path.name + "-wal")
+    return db_path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+async def test_a_deleted_conversations_text_is_not_left_in_the_file(
+    backend: SqliteBackend, db_path: Path
+) -> None:
+    # secure_delete is set on every connection, whatever the SQLite build's default.
+    phrase = "Zq#quokka@lantern!77 is the vault's password"
+    conv = conversation("acme", "c1", stored([Message.from_text("user", phrase)]))
+    await write(backend, conv, [memory("acme", "c1", "m1", phrase, unit(RNG))])
+    assert await backend.conversations.delete_conversation("acme", "c1") == ("m1",)
+    # (The keyword index keeps single tokens until its segments merge, never the phrase.)
+    assert phrase.encode() not in checkpointed_bytes(db_path)
+
+
 async def test_a_version_2_file_is_migrated_keeping_every_row(db_path: Path) -> None:
     db_path.parent.mkdir(parents=True)
     with sqlite3.connect(db_path) as conn:
