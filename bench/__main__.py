@@ -2,7 +2,8 @@
 
     python -m bench                      # everything (about 1–2 hours on 2 cores)
     python -m bench --quick              # small N, under 2 minutes (the test suite runs it)
-    python -m bench --only quality       # parts: quality, ingest, latency, million, chat, load
+    python -m bench --only quality       # parts: quality, ingest, latency, million, chat, load,
+                                         #        contention
 
 Only a full run rewrites docs/benchmarks.md; a quick or partial run writes
 $TMPDIR/memoryd-benchmarks-quick.md (or -partial.md) unless ``--out`` says where.

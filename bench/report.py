@@ -10,6 +10,7 @@ from attrs import define, field
 from bench import locomo_eval as le
 from bench.build import Build, IngestRun
 from bench.chat import ChatResult
+from bench.contention import HEALTH_EVERY, TARGET_RATIO, ContentionResult
 from bench.fill import FillResult
 from bench.load import LoadResult
 from bench.measure import SizeResult
@@ -35,6 +36,7 @@ class Results:
     fill: FillResult | None = None
     chat: ChatResult | None = None
     load: LoadResult | None = None
+    contention: ContentionResult | None = None
 
 
 def _f(x: float, digits: int = 3) -> str:
@@ -116,6 +118,11 @@ def targets(r: Results) -> list[str]:
         rows.append((f"load: {r.load.clients} clients, {r.load.seconds:.0f} s at 100k",
                      "≥ 150 req/s, 0 errors",
                      f"{r.load.throughput:.0f} req/s, {r.load.errors} errors", ok))  # fmt: skip
+    if r.contention:
+        c = r.contention
+        rows.append(("search p95 during a maximal ingest / idle p95", f"≤ {TARGET_RATIO:.0f}×",
+                     f"{c.ratio:.2f}× ({_ms(c.busy.p95)} / {_ms(c.idle.p95)} ms)",
+                     c.met))  # fmt: skip
     lines = ["| what | target | measured | |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {_check(d)} |" for a, b, c, d in rows]
     return [*lines, ""]
@@ -314,6 +321,34 @@ def memory_section(r: Results) -> list[str]:
     return [*lines, ""]
 
 
+def contention_section(c: ContentionResult) -> list[str]:
+    cap_cpu = c.alone_cpu_seconds * c.cap / c.ingest_tokens if c.ingest_tokens else 0.0
+    return [
+        "## 7. Search during a maximal ingest",
+        "",
+        f"One fresh memoryd: distinct questions searched one at a time idle, then back to "
+        f"back while one `POST /v4/conversations` embeds {c.ingest_tokens:,} tokens "
+        f"({c.ingest_messages:,} messages; `max_embed_tokens` = {c.cap:,}, the most one "
+        f"request may embed), with `GET /health` every {HEALTH_EVERY * 1000:.0f} ms. "
+        f"Target: search p95 during the ingest within {TARGET_RATIO:.0f}× its idle p95.",
+        "",
+        "| | searches | p50 | p95 | p99 |",
+        "|---|---:|---:|---:|---:|",
+        f"| search, idle | {c.idle.count} | {_ms(c.idle.p50)} | {_ms(c.idle.p95)} "
+        f"| {_ms(c.idle.p99)} |",
+        f"| search, during the ingest | {c.busy.count} | {_ms(c.busy.p50)} | {_ms(c.busy.p95)} "
+        f"| {_ms(c.busy.p99)} |",
+        f"| `/health`, during the ingest | {c.health.count} | {_ms(c.health.p50)} "
+        f"| {_ms(c.health.p95)} | {_ms(c.health.p99)} |",
+        "",
+        f"p95 ratio **{c.ratio:.2f}×**. The ingest took {c.busy_seconds:.1f} s with the "
+        f"searches running; a second maximal ingest alone took {c.alone_seconds:.1f} s and "
+        f"{c.alone_cpu_seconds:.1f} s of server CPU (≈ {cap_cpu:.1f} s at exactly the cap): "
+        "the most work one request can cause.",
+        "",
+    ]
+
+
 def render(r: Results) -> str:
     lines = [
         "# Benchmarks",
@@ -353,6 +388,8 @@ def render(r: Results) -> str:
         lines += load_section(r.load)
     if r.sizes:
         lines += memory_section(r)
+    if r.contention:
+        lines += contention_section(r.contention)
     if not r.quick and ANALYSIS.exists():
         lines += [ANALYSIS.read_text(encoding="utf-8").rstrip(), ""]
     return "\n".join(lines)

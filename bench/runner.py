@@ -16,6 +16,7 @@ from bench._corpus import Corpus
 from bench._http import client
 from bench._server import start_server
 from bench.build import measure_ingest, run_build
+from bench.contention import run_contention
 from bench.fill import fill
 from bench.machine import details, load_average
 from bench.quality import QualityResult, run_quality
@@ -23,7 +24,7 @@ from bench.report import Results
 from bench.scale import Plan, Questions, measure
 
 REPO = Path(__file__).resolve().parent.parent
-PARTS = ("quality", "ingest", "latency", "million", "chat", "load")
+PARTS = ("quality", "ingest", "latency", "million", "chat", "load", "contention")
 
 
 @define
@@ -40,6 +41,9 @@ class Mode:
     chat: int
     load_seconds: int
     load_queries: int
+    #: Idle searches of the contention part, and its servers' settings (the cap).
+    contention_searches: int = 200
+    contention_env: tuple[tuple[str, str], ...] = ()
 
 
 FULL = Mode(
@@ -69,6 +73,8 @@ QUICK = Mode(
     chat=10,
     load_seconds=3,
     load_queries=3_000,
+    contention_searches=30,
+    contention_env=(("MEMORYD_MAX_EMBED_TOKENS", "3000"),),
 )
 
 
@@ -106,6 +112,13 @@ def run(
                            raw_messages=mode.ingest_raw_messages, log=log)
         )  # fmt: skip
         results.loads.append(("after ingest throughput", load_average()))
+    if "contention" in parts:
+        log("contention: search idle and during a maximal ingest ...")
+        results.contention = asyncio.run(
+            run_contention(corpus, work, idle_searches=mode.contention_searches,
+                           env=dict(mode.contention_env), log=log)
+        )  # fmt: skip
+        results.loads.append(("after contention", load_average()))
     if parts & {"ingest", "latency", "million", "chat", "load"}:
         log(f"scale: building {mode.sizes} through HTTP ...")
         build, reused = run_build(

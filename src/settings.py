@@ -44,8 +44,10 @@ class Settings:
     data_dir: Path = field(factory=default_data_dir)
     #: Requests with larger bodies get 413, also once decompressed (gzip, deflate).
     max_body_bytes: int = 10 * 1024 * 1024
-    #: The most tokens (token_encoding) one ingest may send to the embedder; more is 413.
-    #: The default takes a whole LoCoMo conversation (at most ~22k) and costs ~12 s of CPU.
+    #: The most tokens one ingest may send to the embedder (a text counts the larger of its
+    #: token_encoding tokens and a quarter of its characters); more is 413. The default
+    #: takes a whole LoCoMo conversation (at most ~26k); at the limit a request
+    #: costs ~20 s of embedding CPU on 2 cores (bench --only contention).
     max_embed_tokens: int = 32_768
     #: Seconds a client has to send a whole request head (from connecting, or from the first
     #: byte of a later request on a kept-alive connection); then the connection is closed.

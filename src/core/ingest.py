@@ -89,6 +89,10 @@ def resolve_tags(caller: Caller, requested: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(requested))
 
 
+#: The embed budget counts a text as at least one token per this many characters.
+CHARS_PER_TOKEN = 4
+
+
 @define
 class IngestService:
     """Upserts conversations: stores messages, embeds new memories, charges tokens."""
@@ -214,21 +218,31 @@ class IngestService:
         return TokenCharge(key_id=caller.key_id, tokens=tokens, quota=caller.quota_tokens)
 
     def _check_embed_budget(self, drafts: Sequence[MemoryDraft]) -> None:
-        """Refuse (413, nothing stored) a request that would embed more than the limit."""
+        """Refuse (413, nothing stored) a request that would embed more than the limit.
+
+        Counting stops just past the limit, so that a huge body costs little more
+        than a refusal: the count reported is a lower bound. A text counts at least a
+        token per :data:`CHARS_PER_TOKEN` characters: the embedding model reads runs of
+        punctuation as one token a character, where tiktoken packs them into a few.
+        """
         limit = self.max_embed_tokens
         if limit is None:
             return
         tokens = 0
         for text in (t for d in drafts for t in d.embed_texts):
-            tokens += self.tokens.count(text)
+            tokens += max(self.tokens.count(text), len(text) // CHARS_PER_TOKEN)
             if tokens > limit:
-                break
-        if tokens > limit:
-            raise PayloadTooLarge(
-                f"This request would embed more than {limit} tokens (setting "
-                "max_embed_tokens); send long conversations in parts, or raise the limit",
-                details={"setting": "max_embed_tokens", "limitTokens": limit},
-            )
+                raise PayloadTooLarge(
+                    f"This request would embed at least {tokens} tokens, more than the "
+                    f"{limit} that the setting max_embed_tokens allows; nothing was stored. "
+                    "Send a long conversation in parts (append its messages over several "
+                    "requests), or raise max_embed_tokens",
+                    details={
+                        "setting": "max_embed_tokens",
+                        "limitTokens": limit,
+                        "requestTokensAtLeast": tokens,
+                    },
+                )
 
     async def _part_texts(self, messages: Sequence[StoredMessage], start: int) -> dict[int, str]:
         """Text that the first accepting handler makes of each non-text part."""

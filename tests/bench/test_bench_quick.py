@@ -117,9 +117,23 @@ def test_chat_and_load_ran(quick: Results) -> None:
     assert quick.load.distinct_queries <= QUICK.load_queries
 
 
+def test_search_is_measured_idle_and_during_a_maximal_ingest(quick: Results) -> None:
+    c = quick.contention
+    assert c is not None
+    cap = int(dict(QUICK.contention_env)["MEMORYD_MAX_EMBED_TOKENS"])
+    assert c.cap == cap
+    assert cap * 0.9 < c.ingest_tokens <= cap  # maximal: as close to the cap as fits
+    assert c.idle.count == QUICK.contention_searches
+    assert c.busy.count > 0
+    assert c.health.count > 0
+    assert c.ratio > 0
+    assert c.alone_seconds > 0
+
+
 def test_the_report_has_every_section(quick: Results, tmp_path: Path) -> None:
     text = render(quick)
-    for heading in ("## Targets", "## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6."):
+    headings = ("## Targets", "## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6.", "## 7.")
+    for heading in headings:
         assert heading in text
     assert "quick mode" in text
 

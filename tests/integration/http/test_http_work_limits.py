@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from memoryd.adapters.tokens import tiktoken_counter
 from memoryd.bootstrap import Container
+from memoryd.core.ingest import CHARS_PER_TOKEN
 from memoryd.core.memories import build_memories
 from memoryd.core.model import Message, StoredMessage
 from memoryd.settings import Settings
@@ -70,7 +71,7 @@ def messages(count: int, *, words: int = 40, seed: int = 7) -> list[dict[str, st
 
 
 def embed_tokens(settings: Settings, body: list[dict[str, str]]) -> int:
-    """The tokens memoryd's own policy sends to the embedder for these messages."""
+    """The tokens these messages spend of max_embed_tokens (memoryd's own policy and rule)."""
     counter = tiktoken_counter(settings.token_encoding)
     counter.load()
     policy = Container(settings=settings).policy()
@@ -80,7 +81,9 @@ def embed_tokens(settings: Settings, body: list[dict[str, str]]) -> int:
         for i, m in enumerate(body)
     ]
     drafts = build_memories(stored, start=0, policy=policy)
-    return sum(counter.count(t) for d in drafts for t in d.embed_texts)
+    return sum(
+        max(counter.count(t), len(t) // CHARS_PER_TOKEN) for d in drafts for t in d.embed_texts
+    )
 
 
 async def test_a_request_over_max_embed_tokens_is_413_naming_it_and_stores_nothing(
@@ -99,7 +102,10 @@ async def test_a_request_over_max_embed_tokens_is_413_naming_it_and_stores_nothi
     assert refused.status == 413
     body = await refused.json()
     assert "max_embed_tokens" in body["error"]
-    assert body["details"] == {"setting": "max_embed_tokens", "limitTokens": 300}
+    details = body["details"]
+    assert details["setting"] == "max_embed_tokens"
+    assert details["limitTokens"] == 300
+    assert 300 < details["requestTokensAtLeast"] <= embed_tokens(settings, big)
     assert (await client.get("/v4/conversations/big", headers=auth(key))).status == 404
 
     small = messages(2)
@@ -169,3 +175,24 @@ async def test_search_and_health_keep_answering_during_a_maximal_ingest(
     )
     assert max(busy) < 2.0
     assert probe.slowest < 1.0
+
+
+async def test_punctuation_cannot_slip_past_max_embed_tokens(
+    aiohttp_client: Any, make_key: MakeKey, tmp_path: Path
+) -> None:
+    """Runs of dots are a few tiktoken tokens but a full model input each: they count by length."""
+    from memoryd import bootstrap
+
+    settings = make_settings(tmp_path / "data", max_embed_tokens=2_000)
+    dots = [{"role": "user", "content": "." * 20_000}]
+    counter = tiktoken_counter(settings.token_encoding)
+    counter.load()
+    assert counter.count(dots[0]["content"]) < 2_000  # tiktoken alone would let it through
+    assert embed_tokens(settings, dots) > 2_000
+    client: Client = await aiohttp_client(await bootstrap.create_app(settings))
+    key = await make_key("acme")
+    refused = await client.post(
+        "/v4/conversations", json={"conversationId": "dots", "messages": dots}, headers=auth(key)
+    )
+    assert refused.status == 413
+    assert (await refused.json())["details"]["setting"] == "max_embed_tokens"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 
 import attrs
@@ -172,3 +173,79 @@ async def test_closed_embedders_refuse_new_work(model: RecordingModel) -> None:
 def test_max_batch_must_be_positive(model: RecordingModel) -> None:
     with pytest.raises(ValueError, match="max_batch"):
         BatchingEmbedder(model, max_batch=0)
+
+
+@attrs.define
+class SlowFakeModel:
+    """A test double of the ``EncoderModel`` interface: records calls, takes ``seconds`` each."""
+
+    seconds: float = 0.002
+    dimension: int = 8
+    model_name: str = "fake"
+    calls: list[tuple[bool, tuple[str, ...]]] = attrs.field(factory=list)
+
+    def load(self) -> None:
+        pass
+
+    def encode(self, texts: Sequence[str], *, query: bool) -> FloatMatrix:
+        self.calls.append((query, tuple(texts)))
+        time.sleep(self.seconds)
+        rows = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for i, text in enumerate(texts):
+            rows[i, hash(text) % self.dimension] = 1.0
+        return rows
+
+
+def doc_texts(prefix: str, n: int) -> list[str]:
+    return [f"{prefix} document {i}" for i in range(n)]
+
+
+async def test_a_query_queued_behind_many_document_pieces_runs_next() -> None:
+    model = SlowFakeModel()
+    embedder = BatchingEmbedder(model, max_batch=64)
+    try:
+        await embedder.embed_query("a search first: searches are coming in")
+        big = asyncio.create_task(embedder.embed_documents(doc_texts("big", 1000)))
+        await asyncio.sleep(0.02)  # a few document calls have run, many wait
+        ran_before = len(model.calls)
+        answer = await embedder.embed_query("the query behind them")
+        rows = await big
+    finally:
+        await embedder.aclose()
+    assert answer.shape == (8,)
+    assert rows.shape == (1000, 8)
+    query_call = next(
+        i for i, (query, texts) in enumerate(model.calls) if texts == ("the query behind them",)
+    )
+    assert model.calls[query_call][0] is True
+    # At most the one document call that was running when it came went before it.
+    assert query_call <= ran_before + 1
+    # While searching, a document call embeds one text: a query waits for one, not 64.
+    document_calls = [texts for query, texts in model.calls if not query]
+    assert {len(t) for t in document_calls[:query_call]} == {1}
+    # Every document text was embedded once, in order of its rows.
+    assert [t for texts in document_calls for t in texts] == doc_texts("big", 1000)
+    assert np.array_equal(
+        rows, np.concatenate([model.encode([t], query=False) for t in doc_texts("big", 1000)])
+    )
+
+
+async def test_document_jobs_take_turns_so_a_small_ingest_is_not_stuck_behind_a_huge_one() -> None:
+    model = SlowFakeModel()
+    embedder = BatchingEmbedder(model, max_batch=16)
+    try:
+        huge = asyncio.create_task(embedder.embed_documents(doc_texts("huge", 800)))
+        await asyncio.sleep(0.01)
+        small = asyncio.create_task(embedder.embed_documents(doc_texts("small", 10)))
+        await small
+        calls_when_small_done = len(model.calls)
+        assert not huge.done()
+        await huge
+    finally:
+        await embedder.aclose()
+    # The small job finished within a few calls of arriving, not after the 50 of the huge one.
+    assert calls_when_small_done < 15
+    # With nobody searching, calls are full batches packed from both jobs.
+    mixed = [texts for _, texts in model.calls if any(t.startswith("small") for t in texts)]
+    assert all(len(texts) == 16 for texts in mixed)
+    assert any(t.startswith("huge") for texts in mixed for t in texts)

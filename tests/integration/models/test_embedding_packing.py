@@ -50,7 +50,7 @@ async def test_concurrent_conversations_share_full_calls() -> None:
     assert sum(model.calls) == 210
     assert max(model.calls) <= 64
     assert len(model.calls) <= 4
-    assert min(model.calls) > 35
+    assert model.calls[:-1] == [64] * (len(model.calls) - 1)  # full calls; the rest last
     for texts, rows in zip(conversations, results, strict=True):
         assert rows.shape == (35, 8)
         assert np.allclose(rows, model.encode(texts, query=False))
