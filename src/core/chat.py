@@ -28,7 +28,7 @@ from typing import Any, TypeAlias
 
 from attrs import define, field, frozen
 
-from memoryd.core.errors import MemorydError, NotFound
+from memoryd.core.errors import FieldError, MemorydError, NotFound, ValidationFailed
 from memoryd.core.memories import spoken_date
 from memoryd.core.model import (
     Annotation,
@@ -38,7 +38,17 @@ from memoryd.core.model import (
     Thread,
     ThreadMessage,
 )
-from memoryd.core.ports import ChatModel, Clock, PartHandler, ThreadStore, TokenCounter
+from memoryd.core.parts import part_text
+from memoryd.core.ports import (
+    ChatModel,
+    Clock,
+    Completed,
+    FinishReason,
+    PartHandler,
+    ThreadStore,
+    TokenCounter,
+    Usage,
+)
 from memoryd.core.prompt import (
     Budget,
     Prompt,
@@ -86,18 +96,15 @@ class TextDelta:
 
 
 @frozen
-class Usage:
-    """Tokens of the prompt and of the answer, as the ``TokenCounter`` counts them."""
-
-    prompt_tokens: int
-    completion_tokens: int
-
-
-@frozen
 class Finish:
-    """The answer is complete (and saved in the thread)."""
+    """The answer is complete (and saved in the thread).
 
-    reason: str
+    ``reason`` and ``usage`` are the model's own (its ``Completed``); a model
+    that reports no token counts gets them counted with the ``TokenCounter``
+    (``usage.estimated``), and one that gives no reason gets ``unknown``.
+    """
+
+    reason: FinishReason
     usage: Usage
 
 
@@ -125,7 +132,8 @@ class ChatRequest:
 
     messages: tuple[Message, ...]
     thread_id: str | None = None
-    #: Search only memories with any of these tags (within the key's), our extension.
+    #: Search only memories with any of these tags (within the key's, and within the
+    #: thread's when it continues one), our extension. A new thread keeps them as its scope.
     container_tags: tuple[str, ...] = ()
 
 
@@ -145,6 +153,8 @@ class ChatPolicy:
     max_answer_tokens: int = 256
     #: Share of the context window kept free for tokenizer differences.
     token_headroom: float = 0.25
+    #: Whether the search runs the rerankers over its candidates (``chat_rerank``).
+    rerank: bool = False
 
 
 def _message_id() -> str:
@@ -177,8 +187,12 @@ class ChatService:
         """Check the request, find the thread and the memories, build the prompt.
 
         Raises ``InvalidPrompt`` (no user message with text), ``NotFound`` (an
-        unknown thread, or another tenant's), ``Forbidden`` (tags outside the
-        key) and ``StoreUnavailable``; nothing is streamed or saved then.
+        unknown thread, or one this key may not use), ``Forbidden`` (tags outside
+        the key), ``ValidationFailed`` (tags outside the continued thread's) and
+        ``StoreUnavailable``; nothing is streamed or saved then.
+
+        A thread keeps the scope it was started in (``Thread.container_tags``):
+        whoever continues it searches only within the thread's tags.
         """
         received_at = self.clock.now()
         plan = plan_turns(request.messages)
@@ -192,19 +206,22 @@ class ChatService:
             if request.thread_id is not None
             else None
         )
+        requested = tuple(dict.fromkeys(request.container_tags))
+        tags = thread_search_tags(known, requested) if known is not None else requested
         results = await self.search.search(
             caller,
             SearchRequest(
                 q=plan.query,
-                container_tags=request.container_tags,
+                container_tags=tags,
                 limit=self.policy.search_limit,
                 threshold=self.policy.rule.min_similarity,
+                rerank=self.policy.rerank,
             ),
         )
         attachments = await self._attachments(plan.attachments)
         # A new thread is made once the request is known to be good, before the answer
         # streams, so that the id the client gets is real even if the answer fails.
-        thread = known or await self._new_thread(caller, plan.title)
+        thread = known or await self._new_thread(caller, plan.title, requested or caller.tags)
         new, history = plan.merge(thread.messages)
         memories = gather_context(
             results, self.policy.rule, per_document=self.policy.memories_per_document
@@ -251,12 +268,12 @@ class ChatService:
         if not await self.threads.delete_thread(caller.tenant_id, thread_id):
             raise NotFound("Thread not found", details={"threadId": thread_id})
 
-    async def _new_thread(self, caller: Caller, title: str) -> Thread:
+    async def _new_thread(self, caller: Caller, title: str, tags: tuple[str, ...]) -> Thread:
         now = self.clock.now()
         thread = Thread(
             id=self.new_thread_id(),
             tenant_id=caller.tenant_id,
-            container_tags=caller.tags,
+            container_tags=tags,
             title=title,
             created_at=now,
             updated_at=now,
@@ -274,11 +291,33 @@ class ChatService:
     async def _attachments(self, parts: Sequence[ContentPart]) -> str:
         texts: list[str] = []
         for part in parts:
-            handler = next((h for h in self.part_handlers if h.accepts(part)), None)
-            text = await handler.to_text(part) if handler is not None else None
+            text = await part_text(self.part_handlers, part)
             if text and text.strip():
                 texts.append(text.strip())
         return "\n\n".join(texts)
+
+
+def thread_search_tags(thread: Thread, requested: tuple[str, ...]) -> tuple[str, ...]:
+    """The tags a continued thread searches: its own, or the requested ones within them.
+
+    A thread with no tags was started by a key limited to no tags (only such
+    keys may continue it), and its scope is the whole tenant.
+    """
+    scope = thread.container_tags
+    if not requested:
+        return scope
+    outside = sorted(set(requested) - set(scope)) if scope else []
+    if outside:
+        raise ValidationFailed(
+            [
+                FieldError(
+                    path="containerTags",
+                    message=f"must be within the thread's container tags {list(scope)}; "
+                    f"{outside} are not (start a new thread to search them)",
+                )
+            ]
+        )
+    return requested
 
 
 @define(kw_only=True)
@@ -306,14 +345,14 @@ class ChatReply:
         yield Annotations(self.annotations)
         service = self.service
         pieces: list[str] = []
+        completed = Completed("unknown")
         try:
-            stream = service.model.stream(
-                self.prompt.turns,
-                max_tokens=self.prompt.answer_tokens,
-                context=self.prompt.memories,
-            )
+            stream = service.model.stream(self.prompt.turns, max_tokens=self.prompt.answer_tokens)
             try:
                 async for piece in stream:
+                    if isinstance(piece, Completed):
+                        completed = piece
+                        break  # the port's last value: nothing after it counts
                     if piece:
                         pieces.append(piece)
                         yield TextDelta(piece)
@@ -329,10 +368,12 @@ class ChatReply:
             log.exception("chat answer failed in thread %s", self.thread.id)
             yield Error(UNEXPECTED, details=f"{type(exc).__name__}: {exc}")
             return
-        usage = Usage(
-            prompt_tokens=self.prompt.tokens, completion_tokens=service.tokens.count(answer)
+        usage = completed.usage or Usage(
+            prompt_tokens=self.prompt.tokens,
+            completion_tokens=service.tokens.count(answer),
+            estimated=True,
         )
-        yield Finish(reason="stop", usage=usage)
+        yield Finish(reason=completed.finish_reason, usage=usage)
 
     async def _save(self, answer: str) -> None:
         messages = [

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 from attrs import define, field, frozen
 
-from memoryd.core.model import ContentPart, ScoredMemory
-from memoryd.core.ports import PartHandler, Reranker
+from memoryd.core.model import ContentPart
+from memoryd.core.ports import PartHandler, RerankCandidate, Reranker
 
 log = logging.getLogger("memoryd.plugins")
 
@@ -38,7 +38,7 @@ class BlockingReranker(Protocol):
     @property
     def name(self) -> str: ...
 
-    def rerank(self, query: str, results: Sequence[ScoredMemory]) -> list[ScoredMemory]: ...
+    def rerank(self, query: str, pool: Sequence[RerankCandidate]) -> Sequence[RerankCandidate]: ...
 
 
 @frozen
@@ -173,8 +173,8 @@ class ContainedReranker:
     def name(self) -> str:
         return str(getattr(self.reranker, "name", None) or type(self.reranker).__name__)
 
-    async def rerank(self, query: str, results: Sequence[ScoredMemory]) -> list[ScoredMemory]:
-        given = list(results)
+    async def rerank(self, query: str, pool: Sequence[RerankCandidate]) -> list[RerankCandidate]:
+        given = list(pool)
         if not given:
             return given
         try:
@@ -193,13 +193,13 @@ class ContainedReranker:
         return list(answer)
 
 
-def is_reordering(given: Sequence[ScoredMemory], answer: object) -> bool:
+def is_reordering(given: Sequence[RerankCandidate], answer: object) -> bool:
     """Whether ``answer`` is a list or tuple of the same memories as ``given``, in any order.
 
     Scores may change (a reranker may rescore); memories may not be added, dropped or repeated.
     """
     if not isinstance(answer, list | tuple) or len(answer) != len(given):
         return False
-    if not all(isinstance(item, ScoredMemory) for item in answer):
+    if not all(isinstance(item, RerankCandidate) for item in answer):
         return False
     return sorted(r.memory.id for r in answer) == sorted(r.memory.id for r in given)

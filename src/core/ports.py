@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeAlias
 
-from attrs import frozen
+from attrs import field, frozen
 
 from memoryd.core.filters import MemoryFilter
 from memoryd.core.model import (
@@ -18,7 +18,7 @@ from memoryd.core.model import (
     ContentPart,
     Conversation,
     Memory,
-    ScoredMemory,
+    Scope,
     StoredMessage,
     Thread,
     ThreadMessage,
@@ -86,14 +86,26 @@ class ConversationChange:
 
 
 class ConversationStore(Protocol):
-    """The source of truth for conversations, their messages and their memories."""
+    """The source of truth for conversations, their messages and their memories.
 
-    async def get_conversation(self, tenant_id: str, conversation_id: str) -> Conversation | None:
-        """The stored conversation, or None if this tenant has none by that id."""
+    A conversation is stored under (tenant, scope, conversationId): two scopes
+    may each hold a conversation of the same id (see ``Conversation.scope``).
+    """
+
+    async def get_conversation(
+        self, tenant_id: str, conversation_id: str, *, scope: Scope | None = ()
+    ) -> Conversation | None:
+        """The conversation of that id in ``scope``, or None if the tenant has none there.
+
+        ``scope=None`` looks in every scope: the empty scope's conversation if
+        there is one, else the most recently updated one of that id.
+        """
         ...
 
-    async def memory_ids(self, tenant_id: str, conversation_id: str) -> tuple[str, ...]:
-        """The ids of every memory made from the conversation."""
+    async def memory_ids(
+        self, tenant_id: str, conversation_id: str, *, scope: Scope = ()
+    ) -> tuple[str, ...]:
+        """The ids of every memory made from the conversation of that id in ``scope``."""
         ...
 
     async def commit(self, change: ConversationChange) -> None:
@@ -105,11 +117,16 @@ class ConversationStore(Protocol):
         ...
 
     async def delete_conversation(
-        self, tenant_id: str, conversation_id: str
+        self, tenant_id: str, conversation_id: str, *, scope: Scope | None = ()
     ) -> tuple[str, ...] | None:
         """Delete the conversation, its messages and memories; return the memory ids.
 
-        Returns None if there was no such conversation.
+        ``scope=None`` deletes the conversations of that id in every scope, in
+        one transaction. Returns None if there was no such conversation.
+
+        A store that also keeps the chat threads forgets their citations of
+        these memories (``ThreadStore.forget_citations``) in the same
+        transaction, so that no crash leaves the quoted text behind.
         """
         ...
 
@@ -130,6 +147,9 @@ class IndexQuery:
     #: The keyword side's result, if the caller already ran it (``keyword_search``);
     #: None: the index runs it on ``text``.
     keyword_hits: tuple[KeywordHit, ...] | None = None
+    #: Whether each candidate should carry its piece vectors (``Candidate.vectors``),
+    #: for the rerankers; off, the index need not read them.
+    with_vectors: bool = False
 
 
 @frozen
@@ -153,6 +173,9 @@ class Candidate:
     keyword_rank: int | None
     #: The keyword side's relevance (bm25, higher is better), None if it did not return it.
     keyword_score: float | None = None
+    #: With ``IndexQuery.with_vectors``: its pieces' unit vectors (a 2-D array, one row
+    #: per piece, as ``IndexedMemory.vectors`` gave them); else None.
+    vectors: Any = field(default=None, eq=False, repr=False)
 
 
 @frozen
@@ -166,6 +189,9 @@ class IndexChange:
     #: The conversation's tags and metadata, which all its memories take on (None: unchanged).
     container_tags: tuple[str, ...] | None = None
     metadata: Mapping[str, Any] | None = None
+    #: The conversation's scope: tags and metadata change only the memories of the
+    #: conversation of ``conversation_id`` in this scope, never another scope's.
+    scope: Scope = ()
 
 
 class MemoryIndex(Protocol):
@@ -235,7 +261,19 @@ class ThreadStore(Protocol):
     async def append_messages(
         self, tenant_id: str, thread_id: str, messages: Sequence[ThreadMessage]
     ) -> None:
-        """Append messages durably, in order."""
+        """Append messages durably, in order.
+
+        An annotation citing a memory the tenant no longer has (it was deleted
+        while the answer streamed) is stored forgotten (``Annotation.forget``).
+        """
+        ...
+
+    async def forget_citations(self, tenant_id: str, memory_ids: Sequence[str]) -> int:
+        """Forget the stored annotations that cite these memories; return how many changed.
+
+        Each becomes ``Annotation.forget()``: the id stays, the cited text goes.
+        It finds them through an index of cited memory ids, not by reading every thread.
+        """
         ...
 
     async def list_threads(
@@ -254,6 +292,30 @@ class ThreadStore(Protocol):
         ...
 
     async def delete_thread(self, tenant_id: str, thread_id: str) -> bool: ...
+
+
+class StorageBackend(Protocol):
+    """Every storage port over one store: what a storage plugin's factory yields.
+
+    The factory's async context manager opens it and closes it; ``close()`` is
+    there for callers that hold the backend without that manager.
+    """
+
+    @property
+    def conversations(self) -> ConversationStore: ...
+
+    @property
+    def threads(self) -> ThreadStore: ...
+
+    @property
+    def keys(self) -> KeyStore: ...
+
+    @property
+    def index(self) -> MemoryIndex: ...
+
+    async def close(self) -> None:
+        """Finish pending writes and release files, connections and threads."""
+        ...
 
 
 # --- models --------------------------------------------------------------------------------------
@@ -298,6 +360,33 @@ class ChatTurn:
     content: str
 
 
+#: Why an answer ended, in the AI SDK's words: ``stop`` (the model was done),
+#: ``length`` (it reached ``max_tokens``), ``content-filter``, ``tool-calls``,
+#: ``error``, ``other``, ``unknown`` (the backend did not say).
+FinishReason: TypeAlias = Literal[
+    "stop", "length", "content-filter", "tool-calls", "error", "other", "unknown"
+]
+
+
+@frozen
+class Usage:
+    """Tokens of a prompt and of its answer."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    #: True: counted with the ``TokenCounter``, as the model reported no counts.
+    estimated: bool = False
+
+
+@frozen
+class Completed:
+    """The last value of a chat model's stream: why the answer ended and what it took."""
+
+    finish_reason: FinishReason
+    #: The model's own token counts; None if the backend reports none.
+    usage: Usage | None = None
+
+
 class ChatModel(Protocol):
     """A streaming chat model."""
 
@@ -310,17 +399,13 @@ class ChatModel(Protocol):
         ...
 
     def stream(
-        self,
-        turns: Sequence[ChatTurn],
-        *,
-        max_tokens: int,
-        context: Sequence[ScoredMemory] = (),
-    ) -> AsyncIterator[str]:
-        """Yield the answer's text as it is written. Raises ``ModelUnavailable``.
+        self, turns: Sequence[ChatTurn], *, max_tokens: int
+    ) -> AsyncIterator[str | Completed]:
+        """Yield the answer's text as it is written, then one ``Completed``.
 
-        ``turns`` is the whole prompt (the memories are already in its system
-        turn); ``context`` is the same memories as values, for backends that
-        work on them directly (the extractive one).
+        ``turns`` is the whole prompt; the memories are in its system turn
+        (``memoryd.core.prompt.prompt_memories`` reads them back). Raises
+        ``ModelUnavailable``.
         """
         ...
 
@@ -335,13 +420,43 @@ class PartHandler(Protocol):
         ...
 
 
+@frozen
+class RerankCandidate:
+    """One memory of the pool a reranker reorders, with what the search knows of it."""
+
+    memory: Memory
+    #: Cosine similarity of its best piece to the query.
+    similarity: float
+    #: The fused score the pool came ordered by; a reranker may rescore (``attrs.evolve``).
+    score: float
+    #: Its pieces' unit vectors (a 2-D array, one row per piece); None if the index
+    #: keeps none it can return.
+    vectors: Any = field(default=None, eq=False, repr=False)
+
+
 class Reranker(Protocol):
-    """Reorders search results; may drop none and invent none."""
+    """Reorders a search's candidate pool before it is cut to the request's limit.
+
+    It runs only when the request asks (``rerank: true``) and only if the
+    ``rerankers`` setting names it; the named ones run in that order, each on
+    the order the one before it returned.
+    """
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The name the ``rerankers`` setting picks it by."""
+        ...
 
-    async def rerank(self, query: str, results: Sequence[ScoredMemory]) -> list[ScoredMemory]: ...
+    async def rerank(
+        self, query: str, pool: Sequence[RerankCandidate]
+    ) -> Sequence[RerankCandidate]:
+        """The same candidates, best first: a permutation of ``pool``.
+
+        ``pool`` comes best first by the fused score, every candidate above the
+        request's threshold. A reranker may change scores but may add, drop or
+        repeat none; an answer that is not a permutation is ignored.
+        """
+        ...
 
 
 class Clock(Protocol):

@@ -123,8 +123,22 @@ class _Parts:
 
 
 def memory_line(memory: ScoredMemory) -> str:
-    """How one memory reads in the context block."""
+    """How one memory reads in the context block: ``- [8 May 2023] Caroline: ...``."""
     return "- " + " ".join(memory.memory.text.split())
+
+
+def prompt_memories(turns: Sequence[ChatTurn]) -> list[str]:
+    """The memories a prompt gives the model, as its system turn lists them, in order.
+
+    Each is its ``memory_line`` without the leading ``- ``. A chat model that
+    works on the memories themselves (the extractive one) reads them here.
+    """
+    system = next((t.content for t in turns if t.role == "system"), "")
+    for section in system.split("\n\n"):
+        header, *lines = section.split("\n")
+        if header == MEMORIES_HEADER:
+            return [line[2:] for line in lines if line.startswith("- ")]
+    return []
 
 
 def system_text(instructions: str, memories: Sequence[ScoredMemory], attachments: str) -> str:
@@ -233,18 +247,19 @@ def _shrink(parts: _Parts, excess: int, counter: TokenCounter) -> _Parts:
 def gather_context(
     results: Sequence[ScoredMemory], rule: ContextRule, *, per_document: int = 1
 ) -> list[ScoredMemory]:
-    """The memories an answer is given, the most relevant (highest cosine) first.
+    """The memories an answer is given, in the order of ``results`` (best first).
 
     The context rule (``select_context``) picks the documents; each brings its
     best memory and up to ``per_document - 1`` more of its memories that also
     pass the rule's similarity threshold. A long conversation often holds
     several facts that one question needs, and one memory per conversation
-    would give a user with a single long conversation a single memory.
+    would give a user with a single long conversation a single memory. The
+    order is the search's (fused, or the rerankers'), never re-sorted by cosine.
     """
     chosen = select_context(results, rule)
     best = {r.memory.document: r.memory.id for r in chosen}
     extra: dict[DocumentKey, list[ScoredMemory]] = {}
-    for found in sorted(results, key=lambda r: -r.similarity):
+    for found in results:
         conversation = found.memory.document
         if conversation not in best or found.memory.id == best[conversation]:
             continue
@@ -253,8 +268,9 @@ def gather_context(
         group = extra.setdefault(conversation, [])
         if len(group) < per_document - 1 and all(g.memory.id != found.memory.id for g in group):
             group.append(found)
+    position = {r.memory.id: i for i, r in reversed(list(enumerate(results)))}
     merged = [*chosen, *(found for group in extra.values() for found in group)]
-    merged.sort(key=lambda r: -r.similarity)  # stable: ties keep the rule's order
+    merged.sort(key=lambda r: position[r.memory.id])
     return merged
 
 

@@ -11,7 +11,7 @@ from typing import Literal, TypeAlias
 
 from attrs import define, field, frozen
 
-from memoryd.core.errors import Forbidden
+from memoryd.core.errors import ConfigurationError, Forbidden
 from memoryd.core.filters import Condition, MemoryFilter
 from memoryd.core.model import Caller, DocumentKey, ScoredMemory
 from memoryd.core.ports import (
@@ -20,6 +20,7 @@ from memoryd.core.ports import (
     IndexQuery,
     KeywordHit,
     MemoryIndex,
+    RerankCandidate,
     Reranker,
 )
 
@@ -34,6 +35,8 @@ class SearchRequest:
     conditions: tuple[Condition, ...] = ()
     after: datetime | None = None
     before: datetime | None = None
+    #: Run the rerankers (those the ``rerankers`` setting names) over the candidate pool.
+    rerank: bool = False
 
 
 FusionMethod: TypeAlias = Literal["weighted", "rrf"]
@@ -154,7 +157,13 @@ class SearchCache:
 
 @define
 class SearchService:
-    """Finds a caller's memories for a query, best first."""
+    """Finds a caller's memories for a query, best first.
+
+    The index's candidates are fused, those below the request's threshold
+    left out, and, when the request asks for it, the ``rerankers`` reorder
+    that pool (each on the order of the one before) before it is cut to the
+    request's limit.
+    """
 
     index: MemoryIndex
     embedder: Embedder
@@ -169,6 +178,7 @@ class SearchService:
             normalise_query(request.q),
             request.limit,
             request.threshold,
+            request.rerank and bool(self.rerankers),
             self.index.generation(caller.tenant_id),
         )
         cached = self.cache.get(key)
@@ -195,24 +205,64 @@ class SearchService:
                     await asyncio.gather(keyword, return_exceptions=True)
         else:
             vector = await self.embedder.embed_query(request.q)
+        rerank = request.rerank and bool(self.rerankers)
         candidates = await self.index.search(
-            IndexQuery(filter=memory_filter, vector=vector, text=request.q, k=k, keyword_hits=hits)
+            IndexQuery(
+                filter=memory_filter,
+                vector=vector,
+                text=request.q,
+                k=k,
+                keyword_hits=hits,
+                with_vectors=rerank,
+            )
         )
         ranked = [
             (c, score)
             for c, score in fuse(candidates, self.fusion)
             if c.similarity >= request.threshold
-        ][: request.limit]
+        ]
+        if not rerank:
+            ranked = ranked[: request.limit]
         memories = await self.index.fetch(memory_filter.tenant_id, [c.memory_id for c, _ in ranked])
         by_id = {m.id: m for m in memories}
-        results = [
-            ScoredMemory(memory=by_id[c.memory_id], similarity=c.similarity, score=score)
+        pool = [
+            RerankCandidate(
+                memory=by_id[c.memory_id], similarity=c.similarity, score=score, vectors=c.vectors
+            )
             for c, score in ranked
             if c.memory_id in by_id
         ]
-        for reranker in self.rerankers:
-            results = await reranker.rerank(request.q, results)
-        return results
+        if rerank:
+            for reranker in self.rerankers:
+                pool = list(await reranker.rerank(request.q, pool))
+        return [
+            ScoredMemory(memory=c.memory, similarity=c.similarity, score=c.score)
+            for c in pool[: request.limit]
+        ]
+
+
+def choose_rerankers(installed: Sequence[Reranker], names: Sequence[str]) -> list[Reranker]:
+    """The rerankers named in ``names`` (the ``rerankers`` setting), in that order.
+
+    Raises ``ConfigurationError`` for a name no installed reranker has, or one
+    that two have, listing the installed ones.
+    """
+    by_name: dict[str, list[Reranker]] = {}
+    for reranker in installed:
+        by_name.setdefault(reranker.name, []).append(reranker)
+    listed = ", ".join(sorted(by_name)) or "none"
+    chosen: list[Reranker] = []
+    for name in names:
+        found = by_name.get(name, [])
+        if len(found) != 1:
+            problem = "no installed reranker has that name" if not found else "two rerankers do"
+            raise ConfigurationError(
+                f"rerankers names {name!r}, but {problem}. Installed rerankers: {listed} "
+                "(`memoryd plugins` shows which plugin registers each)",
+                details={"setting": "rerankers", "installed": sorted(by_name)},
+            )
+        chosen.append(found[0])
+    return chosen
 
 
 @frozen
@@ -230,18 +280,17 @@ class ContextRule:
 
 
 def select_context(results: Sequence[ScoredMemory], rule: ContextRule) -> list[ScoredMemory]:
-    """Apply the chat context rule to results ordered best first.
+    """Apply the chat context rule to results ordered best first, keeping their order.
 
-    Keep results with similarity above ``min_similarity``; keep the best one
-    of each document (conversation) until ``max_documents``; min-max normalise
-    their similarities; keep those above ``min_normalised``, or the top
-    ``min_keep`` if fewer pass. The returned results carry the normalised
-    score in ``score`` and the raw cosine in ``similarity``.
+    Keep results with similarity above ``min_similarity``; keep the first
+    (best) one of each document (conversation) until ``max_documents``;
+    min-max normalise their similarities; keep those above
+    ``min_normalised``, or the first ``min_keep`` if fewer pass. The order is
+    the search's (fused, or the rerankers'), never re-sorted by cosine. The
+    returned results carry the normalised score in ``score`` and the raw
+    cosine in ``similarity``.
     """
-    passing = sorted(
-        (r for r in results if r.similarity > rule.min_similarity),
-        key=lambda r: -r.similarity,
-    )
+    passing = [r for r in results if r.similarity > rule.min_similarity]
     unique: list[ScoredMemory] = []
     seen: set[DocumentKey] = set()
     for r in passing:
@@ -253,7 +302,8 @@ def select_context(results: Sequence[ScoredMemory], rule: ContextRule) -> list[S
             break
     if not unique:
         return []
-    top, bottom = unique[0].similarity, unique[-1].similarity
+    top = max(r.similarity for r in unique)
+    bottom = min(r.similarity for r in unique)
     span = top - bottom
     normalised = [
         ScoredMemory(

@@ -95,12 +95,14 @@ def memoryd_register_part_handlers(context: PluginContext[Any]) -> Sequence[Part
 
 @hookspec
 def memoryd_register_rerankers(context: PluginContext[Any]) -> Sequence[Reranker]:
-    """Return rerankers, applied in order to every search's results.
+    """Return rerankers, each with the ``name`` the ``rerankers`` setting picks it by.
 
-    Called once at start, with every resource in the context. A reranker
-    reorders results (it may rescore them, but not add, drop or repeat any);
-    an answer that is not a reordering is ignored. Built-in memoryd registers
-    none.
+    Called once at start, with every resource in the context. The rerankers the
+    setting names run, in its order, on the candidate pool of a search that
+    asks (``rerank: true``; ``chat_rerank`` for a chat's). A reranker reorders
+    the pool (it may rescore, but not add, drop or repeat a candidate); an
+    answer that is not a reordering is ignored. Two plugins' rerankers of one
+    name are an error naming both. Built-in memoryd registers none.
     """
     raise NotImplementedError
 

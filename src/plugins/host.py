@@ -374,14 +374,31 @@ class PluginHost:
         return found
 
     def rerankers(self, **resources: Any) -> list[Reranker]:
-        """Every plugin's rerankers, contained, in call order."""
-        found: list[Reranker] = []
+        """Every plugin's rerankers, contained, in call order.
+
+        Two of one name (the ``rerankers`` setting picks them by name) are a
+        ``ConfigurationError`` naming both plugins.
+        """
+        found: list[ContainedReranker] = []
         limits = self.limits(resources.get("settings"))
         hook = "memoryd_register_rerankers"
         for name, result in self._call(None, hook, context=self._resources_context(**resources)):
             for reranker in checked_objects(name, hook, result, ("rerank",)):
-                found.append(ContainedReranker(reranker, name, limits))
-        return found
+                contained = ContainedReranker(reranker, name, limits)
+                same = next((r for r in found if r.name == contained.name), None)
+                if same is not None:
+                    who = (
+                        f"plugin {name!r} twice"
+                        if same.plugin == name
+                        else f"plugins {same.plugin!r} and {name!r}"
+                    )
+                    raise ConfigurationError(
+                        f"Two rerankers are named {contained.name!r}, registered by {who}: "
+                        "disable one of them (plugins_disabled)",
+                        details={"name": contained.name, "plugins": [same.plugin, name]},
+                    )
+                found.append(contained)
+        return list(found)
 
     def lifespan(self, **resources: Any) -> AbstractAsyncContextManager[None]:
         """Every plugin's startup code on entry, its shutdown code (in reverse) on exit."""

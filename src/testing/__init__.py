@@ -13,6 +13,7 @@ from memoryd.testing._fakes import (
     FixedClock,
     InMemoryIndex,
     InMemoryStore,
+    ReversingReranker,
     ScriptedChatModel,
     WordCounter,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "FixedClock",
     "InMemoryIndex",
     "InMemoryStore",
+    "ReversingReranker",
     "ScriptedChatModel",
     "WordCounter",
 ]

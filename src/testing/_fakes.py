@@ -21,17 +21,20 @@ from memoryd.core.model import (
     Conversation,
     Memory,
     Scope,
-    ScoredMemory,
     Thread,
     ThreadMessage,
 )
 from memoryd.core.ports import (
     Candidate,
     ChatTurn,
+    Completed,
     ConversationChange,
+    FinishReason,
     IndexChange,
     IndexQuery,
     KeywordHit,
+    RerankCandidate,
+    Usage,
 )
 
 _WORD = re.compile(r"\w+")
@@ -201,6 +204,8 @@ class InMemoryStore:
         for where in wheres:
             del self.conversations[where]
             removed.extend(self.memories.pop(where, ()))
+        # As the SQLite file does, in the delete's own transaction.
+        await self.forget_citations(tenant_id, removed)
         return tuple(removed)
 
     async def check(self) -> None:
@@ -371,7 +376,14 @@ class InMemoryIndex:
         dense_rank = {m.id: i for i, m in enumerate(dense)}
         keyword_rank = {mid: i for i, mid in enumerate(keyword)}
         return [
-            Candidate(mid, sims[mid], dense_rank.get(mid), keyword_rank.get(mid), keyword.get(mid))
+            Candidate(
+                mid,
+                sims[mid],
+                dense_rank.get(mid),
+                keyword_rank.get(mid),
+                keyword.get(mid),
+                vectors=self.vectors[mid].copy() if query.with_vectors else None,
+            )
             for mid in dict.fromkeys([*dense_rank, *keyword_rank])
         ]
 
@@ -390,13 +402,17 @@ class InMemoryIndex:
 class ScriptedChatModel:
     """A chat model that streams the chunks it was given, optionally failing midway.
 
-    ``prompts`` records every prompt it received.
+    It ends with ``Completed(finish_reason, usage)``; ``prompts`` records every
+    prompt it received.
     """
 
     chunks: Sequence[str] = ("Hello", " world")
     fail_after: int | None = None
     window: int = 2048
     delay: float = 0.0
+    finish_reason: FinishReason = "stop"
+    #: The token counts it reports as its own (None: it reports none).
+    usage: Usage | None = None
     prompts: list[list[ChatTurn]] = field(factory=list)
 
     @property
@@ -408,12 +424,8 @@ class ScriptedChatModel:
         return self.window
 
     async def stream(
-        self,
-        turns: Sequence[ChatTurn],
-        *,
-        max_tokens: int,
-        context: Sequence[ScoredMemory] = (),
-    ) -> AsyncIterator[str]:
+        self, turns: Sequence[ChatTurn], *, max_tokens: int
+    ) -> AsyncIterator[str | Completed]:
         self.prompts.append(list(turns))
         for i, chunk in enumerate(self.chunks):
             if self.fail_after is not None and i >= self.fail_after:
@@ -421,3 +433,16 @@ class ScriptedChatModel:
             if self.delay:
                 await asyncio.sleep(self.delay)
             yield chunk
+        yield Completed(self.finish_reason, self.usage)
+
+
+@define
+class ReversingReranker:
+    """A reranker that reverses the pool; ``pools`` records every pool it was given."""
+
+    name: str = "reverse"
+    pools: list[list[RerankCandidate]] = field(factory=list)
+
+    async def rerank(self, query: str, pool: Sequence[RerankCandidate]) -> list[RerankCandidate]:
+        self.pools.append(list(pool))
+        return list(reversed(pool))

@@ -20,7 +20,7 @@ from memoryd.core.chat import (
 )
 from memoryd.core.errors import InvalidPrompt, NotFound
 from memoryd.core.ingest import IngestRequest, IngestService
-from memoryd.core.model import Caller, ContentPart, Message, ScoredMemory
+from memoryd.core.model import Caller, ContentPart, Message
 from memoryd.core.ports import ChatTurn
 from memoryd.core.prompt import plan_turns
 from memoryd.core.retrieval import SearchService
@@ -279,9 +279,7 @@ class EndlessModel:
     def context_window(self) -> int:
         return self.window
 
-    async def stream(
-        self, turns: Sequence[ChatTurn], *, max_tokens: int, context: Sequence[ScoredMemory] = ()
-    ) -> AsyncIterator[str]:
+    async def stream(self, turns: Sequence[ChatTurn], *, max_tokens: int) -> AsyncIterator[str]:
         try:
             while True:
                 self.written += 1

@@ -12,8 +12,9 @@ import pytest
 from attrs import define, evolve
 
 from memoryd.core.contain import ContainedPartHandler, ContainedReranker, Limits, is_reordering
-from memoryd.core.model import ContentPart, Memory, ScoredMemory
+from memoryd.core.model import ContentPart, Memory
 from memoryd.core.parts import part_text
+from memoryd.core.ports import RerankCandidate
 
 IMAGE = ContentPart.image("https://x/a.png")
 
@@ -85,7 +86,7 @@ async def test_accepts_that_raises_means_no(caplog: pytest.LogCaptureFixture) ->
     assert "plugin 'picky'" in warnings[0].getMessage()
 
 
-def scored(memory_id: str, score: float) -> ScoredMemory:
+def scored(memory_id: str, score: float) -> RerankCandidate:
     memory = Memory(
         id=memory_id,
         tenant_id="t",
@@ -94,15 +95,15 @@ def scored(memory_id: str, score: float) -> ScoredMemory:
         positions=(0,),
         said_at=datetime(2025, 1, 1, tzinfo=UTC),
     )
-    return ScoredMemory(memory=memory, similarity=score, score=score)
+    return RerankCandidate(memory=memory, similarity=score, score=score)
 
 
 @define
 class Rescoring:
     name: str = "rescoring"
 
-    async def rerank(self, query: str, results: Sequence[ScoredMemory]) -> list[ScoredMemory]:
-        return [evolve(r, score=1 - r.score) for r in reversed(results)]
+    async def rerank(self, query: str, pool: Sequence[RerankCandidate]) -> list[RerankCandidate]:
+        return [evolve(r, score=1 - r.score) for r in reversed(pool)]
 
 
 async def test_a_reranker_may_reorder_and_rescore_but_not_add_or_drop() -> None:

@@ -9,7 +9,11 @@ puts them on the wire in one of the AI SDK's formats:
 - :class:`UiMessageStream`: the *UI message stream protocol* v1, server-sent
   events (``data: JSON\\n\\n``) written by aiohttp-sse: ``start``,
   ``data-annotations``, ``text-start``/``text-delta``/``text-end``,
-  ``finish`` or ``error``, then ``data: [DONE]``.
+  ``finish`` (with the model's ``finishReason``) or ``error``, then ``data: [DONE]``.
+
+Both write the model's own finish reason (``length`` when ``llm_max_tokens``
+cut the answer) and, in the data stream, its own token counts when it
+reports them (else the ``TokenCounter``'s).
 
 JSON is written compactly and without ASCII escapes, as ``JSON.stringify``
 writes it. :func:`stream_reply` runs the answer; when the client goes away
@@ -156,10 +160,10 @@ class UiMessageEncoder:
                 opening = [] if self.text_open else [{"type": "text-start", "id": TEXT_ID}]
                 self.text_open = True
                 return [*opening, {"type": "text-delta", "id": TEXT_ID, "delta": text}]
-            case Finish():
+            case Finish(reason=reason):
                 closing = [{"type": "text-end", "id": TEXT_ID}] if self.text_open else []
                 self.text_open = False
-                return [*closing, {"type": "finish"}]
+                return [*closing, {"type": "finish", "finishReason": reason}]
             case Error():
                 text = error_text(event, development=self.development)
                 return [{"type": "error", "errorText": text}]

@@ -12,8 +12,7 @@ from attrs import Factory, define, field
 from memoryd.adapters._outbound import SessionSlot
 from memoryd.adapters.llm._openai import OpenAIChatModel
 from memoryd.core.errors import ModelUnavailable
-from memoryd.core.model import ScoredMemory
-from memoryd.core.ports import ChatTurn
+from memoryd.core.ports import ChatTurn, Completed
 
 if TYPE_CHECKING:
     from memoryd.adapters.llm._llamacpp import EmbeddedLlamaServer
@@ -50,13 +49,10 @@ class LlamaCppChatModel:
         return self.server.context_window
 
     async def stream(
-        self,
-        turns: Sequence[ChatTurn],
-        *,
-        max_tokens: int,
-        context: Sequence[ScoredMemory] = (),
-    ) -> AsyncGenerator[str, None]:
-        """Yield the answer as llama.cpp writes it. Raises ``ModelUnavailable``."""
+        self, turns: Sequence[ChatTurn], *, max_tokens: int
+    ) -> AsyncGenerator[str | Completed, None]:
+        """Yield the answer as llama.cpp writes it, then its ``Completed`` (llama.cpp's own
+        finish reason and token counts). Raises ``ModelUnavailable``."""
         client = self._current()
         async with contextlib.aclosing(client.stream(turns, max_tokens=max_tokens)) as pieces:
             async for piece in pieces:

@@ -2,26 +2,29 @@
 
 It needs nothing installed and runs anywhere, so it is the fallback when no
 model is available (``llm = "extractive"``). The answer lists the memories
-it was given, best first, each with its date and speaker:
+of the prompt's system turn (``memoryd.core.prompt.prompt_memories``), in
+their order, each with its date and speaker:
 
     Here is what I remember:
     - On 8 May 2023, Caroline said: "I went to the LGBTQ support group yesterday."
 
 ``max_tokens`` is honoured roughly: the answer is cut to ``4 * max_tokens``
 characters (about four characters make a token in English), at a word
-boundary, and ends with an ellipsis when cut.
+boundary, and ends with an ellipsis when cut; it then finishes with
+``length``, else with ``stop``. It counts no tokens (the chat counts them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncGenerator, Sequence
 
 from attrs import define
 
-from memoryd.core.memories import parse_memory_text, spoken_date
-from memoryd.core.model import ScoredMemory
-from memoryd.core.ports import ChatTurn
+from memoryd.core.memories import parse_memory_text
+from memoryd.core.ports import ChatTurn, Completed
+from memoryd.core.prompt import prompt_memories
 
 #: Characters per token used to honour ``max_tokens``.
 CHARS_PER_TOKEN = 4
@@ -43,44 +46,57 @@ class ExtractiveChatModel:
         return "extractive"
 
     async def stream(
-        self,
-        turns: Sequence[ChatTurn],
-        *,
-        max_tokens: int,
-        context: Sequence[ScoredMemory] = (),
-    ) -> AsyncGenerator[str, None]:
-        """Yield the answer line by line (the header, then one quote per chunk)."""
-        for chunk in answer_chunks(
-            context, max_chars=max_tokens * CHARS_PER_TOKEN, limit=self.max_quotes
-        ):
+        self, turns: Sequence[ChatTurn], *, max_tokens: int
+    ) -> AsyncGenerator[str | Completed, None]:
+        """Yield the answer line by line (the header, then one quote per chunk), then Completed."""
+        chunks, cut = answer_chunks(
+            prompt_memories(turns), max_chars=max_tokens * CHARS_PER_TOKEN, limit=self.max_quotes
+        )
+        for chunk in chunks:
             yield chunk
             await asyncio.sleep(0)  # a stream like any other: let the writer flush
+        yield Completed("length" if cut else "stop")
 
 
-def answer_chunks(context: Sequence[ScoredMemory], *, max_chars: int, limit: int = 5) -> list[str]:
-    """The answer's chunks; joined, they are at most ``max_chars`` long (plus an ellipsis)."""
+def answer_chunks(
+    memories: Sequence[str], *, max_chars: int, limit: int = 5
+) -> tuple[list[str], bool]:
+    """The answer's chunks, and whether they were cut to ``max_chars`` (plus an ellipsis).
+
+    ``memories`` are the prompt's memory lines (``prompt_memories``).
+    """
     lines: list[str] = []
     seen: set[str] = set()
-    for found in context:
-        line = quote(found)
+    for memory in memories:
+        line = quote(memory)
         if line not in seen:
             seen.add(line)
             lines.append(line)
         if len(lines) == limit:
             break
     chunks = [HEADER, *(f"\n{line}" for line in lines)] if lines else [NOTHING]
-    return _cut(chunks, max_chars)
+    kept = _cut(chunks, max_chars)
+    return kept, kept != chunks
 
 
-def quote(found: ScoredMemory) -> str:
-    """One line of the answer: ``- On 8 May 2023, Caroline said: "..."``."""
-    memory = found.memory
-    when = spoken_date(memory.said_at.date())
-    parsed = parse_memory_text(memory.text)
+_DATED = re.compile(r"\[(\d{1,2} [A-Z][a-z]+ \d{4})\] (.*)", re.DOTALL)
+
+
+def quote(memory: str) -> str:
+    """One line of the answer: ``- On 8 May 2023, Caroline said: "..."``.
+
+    ``memory`` is a memory's line in the prompt: ``[8 May 2023] Caroline: ...``,
+    or ``[8 May 2023] ...`` without a speaker.
+    """
+    dated = _DATED.fullmatch(memory.strip())
+    if dated is None:
+        return f'- "{_flat(memory)}"'
+    when, rest = dated.groups()
+    parsed = parse_memory_text(memory)
     if parsed:
         who, text = parsed
         return f'- On {when}, {_ROLES.get(who, who)} said: "{_flat(text)}"'
-    return f'- On {when}: "{_flat(memory.text)}"'
+    return f'- On {when}: "{_flat(rest)}"'
 
 
 def _flat(text: str) -> str:

@@ -48,6 +48,25 @@ def embedded(app: web.Application) -> LlamaCppChatModel:
     return chat.model
 
 
+async def test_an_answer_cut_by_llm_max_tokens_finishes_with_length_on_both_wires(
+    aiohttp_client: MakeClient, make_key: MakeKey, tmp_path: Path
+) -> None:
+    _, client, _ = await llama_app(
+        aiohttp_client, tmp_path, llm_context_window=1024, llm_max_tokens=3
+    )
+    key = await make_key("acme")
+    question = "Tell me a long story about a dragon who learns to bake bread."
+    _, body = await ask(client, key, question)
+    (_, ending), (_, done) = data_lines(body)[-2:]
+    assert ending["finishReason"] == done["finishReason"] == "length"
+    assert done["usage"]["completionTokens"] == 3  # llama.cpp's own count
+    assert ending["usage"] == done["usage"]
+    assert done["usage"]["promptTokens"] > 20
+
+    _, body = await ask(client, key, question, sse=True)
+    assert body.endswith(b'data: {"type":"finish","finishReason":"length"}\n\ndata: [DONE]\n\n')
+
+
 async def test_an_answer_from_llamacpp_and_a_thread_longer_than_its_window(
     aiohttp_client: MakeClient, make_key: MakeKey, tmp_path: Path
 ) -> None:
@@ -76,7 +95,11 @@ async def test_an_answer_from_llamacpp_and_a_thread_longer_than_its_window(
     lines = data_lines(body)
     assert [code for code, _ in lines][-2:] == ["e", "d"], lines[-1]
     budget = Budget(window=1024, max_answer_tokens=24, headroom=EMBEDDED_HEADROOM)
-    assert 0 < lines[-1][1]["usage"]["promptTokens"] <= budget.prompt_tokens
+    assert budget.prompt_tokens > 0
+    # llama.cpp's own counts: the prompt and the answer fit its window.
+    usage = lines[-1][1]["usage"]
+    assert usage["promptTokens"] > 0
+    assert usage["promptTokens"] + usage["completionTokens"] <= 1024
     thread_id = response.headers["Supermemory-Thread-Uuid"]
     saved = await (await client.get(f"/api/chat/{thread_id}", headers=auth(key))).json()
     assert len(saved["messages"]) == 82  # the whole history is kept, even what the prompt left out

@@ -7,7 +7,10 @@ import json
 import re
 from typing import Any
 
+from memoryd.adapters.http._streams import UiMessageEncoder, data_stream_lines
 from memoryd.adapters.tokens import tiktoken_counter
+from memoryd.core.chat import Finish, TextDelta
+from memoryd.core.ports import Usage
 from memoryd.settings import Settings
 from tests.helpers import auth
 from tests.integration.chat.chat_helpers import Client, ask, data_lines, remember
@@ -104,7 +107,7 @@ async def test_the_ui_message_stream_byte_for_byte(client: Client, key: str) -> 
         {"type": "text-start", "id": "text-1"},
         *({"type": "text-delta", "id": "text-1", "delta": piece} for piece in ANSWER),
         {"type": "text-end", "id": "text-1"},
-        {"type": "finish"},
+        {"type": "finish", "finishReason": "stop"},
     ]
     expected = "".join(f"data: {js(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
     assert body == expected.encode()
@@ -130,7 +133,7 @@ async def test_an_ai_sdk_v5_body_gets_the_ui_message_stream_without_asking(
     assert response.status == 200
     assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
     assert body.startswith(b'data: {"type":"start"')
-    assert body.endswith(b'data: {"type":"finish"}\n\ndata: [DONE]\n\n')
+    assert body.endswith(b'data: {"type":"finish","finishReason":"stop"}\n\ndata: [DONE]\n\n')
     assert ANSWER[1].encode() in body.replace(b"\\n", b"\n").replace(b'\\"', b'"')
 
 
@@ -182,4 +185,26 @@ async def test_the_raw_http_response(client: Client, key: str) -> None:
         "0:",
         "e:",
         "d:",
+    ]
+
+
+def test_both_writers_put_the_models_finish_reason_and_usage_on_the_wire() -> None:
+    """A model that was cut by max_tokens and counted its own tokens: the truth, byte for byte."""
+    finish = Finish(reason="length", usage=Usage(prompt_tokens=812, completion_tokens=24))
+    usage = '{"promptTokens":812,"completionTokens":24}'
+    assert (
+        data_stream_lines(finish)
+        == (
+            f'e:{{"finishReason":"length","usage":{usage},"isContinued":false}}\n'
+            f'd:{{"finishReason":"length","usage":{usage}}}\n'
+        ).encode()
+    )
+    encoder = UiMessageEncoder()
+    assert encoder.chunks(TextDelta("Once")) == [
+        {"type": "text-start", "id": "text-1"},
+        {"type": "text-delta", "id": "text-1", "delta": "Once"},
+    ]
+    assert [js(c) for c in encoder.chunks(finish)] == [
+        '{"type":"text-end","id":"text-1"}',
+        '{"type":"finish","finishReason":"length"}',
     ]

@@ -18,7 +18,7 @@ from memoryd.adapters.llm import (
     resolve_model_path,
 )
 from memoryd.core.errors import ConfigurationError, ModelUnavailable
-from memoryd.core.ports import ChatTurn
+from memoryd.core.ports import ChatTurn, Completed
 
 PROMPT = (ChatTurn("user", "Say hello."),)
 
@@ -41,8 +41,11 @@ async def test_starts_answers_and_stops(session: aiohttp.ClientSession) -> None:
             port = URL(server.base_url).port
             assert port is not None
             assert server.base_url == f"http://127.0.0.1:{port}/v1"
-            answer = "".join([piece async for piece in model.stream(PROMPT, max_tokens=16)])
-            assert answer.strip()
+            *pieces, completed = [piece async for piece in model.stream(PROMPT, max_tokens=16)]
+            assert "".join(map(str, pieces)).strip()
+            assert isinstance(completed, Completed)
+            assert completed.usage is not None  # llama.cpp's own count
+            assert 1 <= completed.usage.completion_tokens <= 16
 
             # Only memoryd holds the server's key: other local clients get 401. (A
             # fresh session: llama.cpp drops a kept-alive connection on a 401.)

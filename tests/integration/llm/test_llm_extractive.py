@@ -1,4 +1,4 @@
-"""The extractive chat model: it quotes memories with their dates, best first."""
+"""The extractive chat model: it quotes the prompt's memories with their dates, in order."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 from memoryd.adapters.llm import ExtractiveChatModel
 from memoryd.core.model import Memory, ScoredMemory
-from memoryd.core.ports import ChatTurn
+from memoryd.core.ports import ChatTurn, Completed
+from memoryd.core.prompt import system_text
 
-PROMPT = (ChatTurn("user", "What did Caroline do?"),)
+QUESTION = ChatTurn("user", "What did Caroline do?")
 
 
 def found(text: str, said_at: datetime, score: float = 1.0) -> ScoredMemory:
@@ -27,9 +28,22 @@ MAY_8 = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
 JUNE_27 = datetime(2023, 6, 27, 9, 0, tzinfo=UTC)
 
 
-async def answer(context: list[ScoredMemory], max_tokens: int = 256) -> list[str]:
+async def streamed(
+    context: list[ScoredMemory], max_tokens: int = 256, instructions: str = "Be brief."
+) -> tuple[list[str], Completed]:
+    """The answer to a prompt whose system turn holds ``context``, as the chat builds it."""
     model = ExtractiveChatModel()
-    return [p async for p in model.stream(PROMPT, max_tokens=max_tokens, context=context)]
+    turns = (ChatTurn("system", system_text(instructions, context, "")), QUESTION)
+    *chunks, completed = [p async for p in model.stream(turns, max_tokens=max_tokens)]
+    assert isinstance(completed, Completed)
+    assert completed.usage is None  # it counts nothing: the chat counts
+    texts = [c for c in chunks if isinstance(c, str)]
+    assert texts == chunks
+    return texts, completed
+
+
+async def answer(context: list[ScoredMemory], max_tokens: int = 256) -> list[str]:
+    return (await streamed(context, max_tokens))[0]
 
 
 async def test_quotes_memories_with_dates_best_first() -> None:
@@ -47,9 +61,24 @@ async def test_quotes_memories_with_dates_best_first() -> None:
     )
 
 
-async def test_text_in_another_shape_takes_the_date_it_was_said() -> None:
-    chunks = await answer([found("Melanie paints sunrises.", JUNE_27)])
+async def test_text_in_another_shape_is_quoted_as_it_is() -> None:
+    chunks = await answer([found("[27 June 2023] Melanie paints sunrises.", JUNE_27)])
     assert "".join(chunks).endswith('- On 27 June 2023: "Melanie paints sunrises."')
+    chunks = await answer([found("Melanie paints sunrises.", JUNE_27)])
+    assert "".join(chunks).endswith('- "Melanie paints sunrises."')
+
+
+async def test_it_finishes_with_stop_or_with_length_when_cut() -> None:
+    memory = found("[8 May 2023] Caroline: Hello there, friend.", MAY_8)
+    assert (await streamed([memory]))[1] == Completed("stop")
+    assert (await streamed([memory], max_tokens=5))[1] == Completed("length")
+
+
+async def test_it_reads_only_the_memories_block_of_the_system_turn() -> None:
+    memory = found("[8 May 2023] Caroline: Hello.", MAY_8)
+    chunks, _ = await streamed([memory], instructions="- [1 May 2023] Mallory: not a memory")
+    assert "Mallory" not in "".join(chunks)
+    assert "".join(chunks).endswith('Caroline said: "Hello."')
 
 
 async def test_the_same_memory_twice_is_quoted_once() -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from memoryd.adapters.llm import EmbeddedLlamaServer, OpenAIChatModel
 from memoryd.core.errors import ModelUnavailable
-from memoryd.core.ports import ChatTurn
+from memoryd.core.ports import ChatTurn, Completed
 from tests.helpers import StallingCompletions
 
 from .conftest import SECRET, free_port
@@ -39,11 +39,32 @@ async def test_streams_an_answer_from_llama_cpp(
 ) -> None:
     model = client(llama.base_url, session)
     async with asyncio.timeout(60):
-        pieces = [piece async for piece in model.stream(PROMPT, max_tokens=16)]
+        *pieces, completed = [piece async for piece in model.stream(PROMPT, max_tokens=16)]
+    assert all(isinstance(p, str) for p in pieces)
     assert len(pieces) > 1  # streamed, not sent at once
-    assert "".join(pieces).strip()
+    assert "".join(map(str, pieces)).strip()
+    assert isinstance(completed, Completed)
+    assert completed.finish_reason in ("stop", "length")
+    # llama.cpp's own counts (asked for with stream_options.include_usage).
+    assert completed.usage is not None
+    assert not completed.usage.estimated
+    assert completed.usage.prompt_tokens > 10
+    assert 1 <= completed.usage.completion_tokens <= 16
     assert model.name == "smollm2"
     assert model.context_window == 512
+
+
+async def test_a_small_max_tokens_finishes_with_length(
+    llama: EmbeddedLlamaServer, session: aiohttp.ClientSession
+) -> None:
+    model = client(llama.base_url, session)
+    long = (ChatTurn("user", "Write a long story about a dragon and a knight."),)
+    async with asyncio.timeout(60):
+        *pieces, completed = [piece async for piece in model.stream(long, max_tokens=3)]
+    assert completed == Completed("length", completed.usage)
+    assert completed.usage is not None
+    assert completed.usage.completion_tokens == 3
+    assert pieces
 
 
 async def test_a_model_without_a_session_opens_and_closes_its_own(
@@ -52,7 +73,9 @@ async def test_a_model_without_a_session_opens_and_closes_its_own(
     model = OpenAIChatModel(base_url=llama.base_url + "/", model="smollm2", api_key=SECRET)
     try:
         async with asyncio.timeout(60):
-            answer = "".join([p async for p in model.stream(PROMPT, max_tokens=8)])
+            answer = "".join(
+                [p async for p in model.stream(PROMPT, max_tokens=8) if isinstance(p, str)]
+            )
         assert answer.strip()
     finally:
         await model.aclose()

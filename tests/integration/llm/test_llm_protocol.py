@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestServer
 
 from memoryd.adapters.llm import OpenAIChatModel
 from memoryd.core.errors import ModelUnavailable
-from memoryd.core.ports import ChatTurn
+from memoryd.core.ports import ChatTurn, Completed, Usage
 
 from .conftest import free_port
 
@@ -52,10 +52,21 @@ def sse(*frames: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     return handler
 
 
-async def answer(url: str, session: aiohttp.ClientSession, **options: Any) -> list[str]:
+async def streamed(
+    url: str, session: aiohttp.ClientSession, **options: Any
+) -> tuple[list[str], Completed]:
+    """The text pieces, and the Completed that must come last (and only once)."""
     model = OpenAIChatModel(base_url=url, model="m", session=session, **options)
     async with asyncio.timeout(10):
-        return [piece async for piece in model.stream(PROMPT, max_tokens=16)]
+        *pieces, last = [piece async for piece in model.stream(PROMPT, max_tokens=16)]
+    assert isinstance(last, Completed)
+    texts = [p for p in pieces if isinstance(p, str)]
+    assert texts == pieces
+    return texts, last
+
+
+async def answer(url: str, session: aiohttp.ClientSession, **options: Any) -> list[str]:
+    return (await streamed(url, session, **options))[0]
 
 
 async def test_comments_fields_and_crlf_are_understood(
@@ -96,8 +107,49 @@ async def test_the_request_is_an_openai_streaming_request(
         "messages": [{"role": "user", "content": "Hello?"}],
         "max_tokens": 16,
         "stream": True,
+        "stream_options": {"include_usage": True},
         "temperature": 0.5,
     }
+
+
+def finish(reason: str | None) -> str:
+    return json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": reason}]})
+
+
+@pytest.mark.parametrize(
+    ("sent", "reason"),
+    [
+        ("stop", "stop"),
+        ("length", "length"),
+        ("content_filter", "content-filter"),
+        ("tool_calls", "tool-calls"),
+        ("something_new", "other"),
+        (None, "unknown"),
+    ],
+)
+async def test_the_finish_reason_and_usage_are_the_servers(
+    aiohttp_server: MakeServer, session: aiohttp.ClientSession, sent: str | None, reason: str
+) -> None:
+    usage = {"prompt_tokens": 21, "completion_tokens": 2, "total_tokens": 23}
+    url = await serve(
+        aiohttp_server,
+        sse(
+            f"data: {delta('Hi')}\n\n",
+            f"data: {finish(sent)}\n\n",
+            f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n",
+            "data: [DONE]\n\n",
+        ),
+    )
+    texts, completed = await streamed(url, session)
+    assert texts == ["Hi"]
+    assert completed == Completed(reason, Usage(prompt_tokens=21, completion_tokens=2))
+
+
+async def test_without_usage_or_reason_the_completion_says_unknown(
+    aiohttp_server: MakeServer, session: aiohttp.ClientSession
+) -> None:
+    url = await serve(aiohttp_server, sse(f"data: {delta('Hi')}\n\n", "data: [DONE]\n\n"))
+    assert (await streamed(url, session))[1] == Completed("unknown", None)
 
 
 async def test_an_error_event_mid_stream_is_model_unavailable(
@@ -124,10 +176,17 @@ async def test_a_server_that_ignores_stream_still_answers(
     aiohttp_server: MakeServer, session: aiohttp.ClientSession
 ) -> None:
     async def handler(request: web.Request) -> web.StreamResponse:
-        return web.json_response({"choices": [{"message": {"content": "all at once"}}]})
+        return web.json_response(
+            {
+                "choices": [{"message": {"content": "all at once"}, "finish_reason": "length"}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 3},
+            }
+        )
 
     url = await serve(aiohttp_server, handler)
-    assert await answer(url, session) == ["all at once"]
+    texts, completed = await streamed(url, session)
+    assert texts == ["all at once"]
+    assert completed == Completed("length", Usage(prompt_tokens=5, completion_tokens=3))
 
 
 @pytest.mark.parametrize(

@@ -73,11 +73,13 @@ async def test_a_part_handler_text_is_capped(
 async def test_a_failing_reranker_is_skipped_and_logged_once(
     serve: Serve, caplog: pytest.LogCaptureFixture, fault: str
 ) -> None:
-    served = await serve(plugin_timeout=0.2, **configured(reverse=True, fault=fault))
+    served = await serve(
+        plugin_timeout=0.2, rerankers=("reverse",), **configured(reverse=True, fault=fault)
+    )
     for i, fact in enumerate(["Bees live on the roof.", "Bees make honey.", "Bees sting."]):
         await served.remember(f"c{i}", fact)
-    results = await served.search("bees", limit=3)
-    again = await served.search("do bees sting", limit=3)
+    results = await served.search("bees", limit=3, rerank=True)
+    again = await served.search("do bees sting", limit=3, rerank=True)
     assert len(results) == 3
     assert len(again) == 3
     scores = [r["score"] for r in results]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from memoryd import __version__, bootstrap, hookimpl
+from memoryd.adapters.http._keys import SERVICES
 from memoryd.core.errors import ConfigurationError
 from memoryd.plugins import PluginContext, RegisterStorage
 from memoryd.settings import load_settings
@@ -47,6 +48,23 @@ class SecondSqlite:
         register("sqlite", memoryd_testplugin.open_memory)
 
 
+class AnotherReverse:
+    """A reranker named like the test plugin's."""
+
+    @property
+    def name(self) -> str:
+        return "reverse"
+
+    async def rerank(self, query: str, pool: Sequence[Any]) -> list[Any]:
+        return list(pool)
+
+
+class SecondReverse:
+    @hookimpl
+    def memoryd_register_rerankers(self) -> list[Any]:
+        return [AnotherReverse()]
+
+
 async def test_a_misspelt_hook_fails_the_start_naming_the_plugin(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as caught:
         await bootstrap.create_app(make_settings(tmp_path), plugins=[Misspelt()])
@@ -70,6 +88,23 @@ async def test_a_broken_plugin_fails_the_start_naming_it(
     with pytest.raises(ConfigurationError) as caught:
         await bootstrap.create_app(make_settings(tmp_path), plugins=[plugin])
     assert caught.value.message.startswith(expected), caught.value.message
+
+
+async def test_two_rerankers_of_one_name_fail_the_start_naming_both_plugins(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path, **configured(reverse=True))
+    with pytest.raises(ConfigurationError) as caught:
+        await bootstrap.create_app(settings, plugins=[SecondReverse()])
+    assert caught.value.message.startswith(
+        "Two rerankers are named 'reverse', registered by plugins 'SecondReverse' and "
+        "'testplugin': disable one of them (plugins_disabled)"
+    ), caught.value.message
+    # Disabled by name, the test plugin's is gone, and so is the clash.
+    off = make_settings(tmp_path, plugins_disabled=("testplugin",), rerankers=("reverse",))
+    app = await bootstrap.create_app(off, plugins=[SecondReverse()])
+    async with TestClient(TestServer(app)):
+        assert [r.name for r in app[SERVICES].search.rerankers] == ["reverse"]
 
 
 async def test_the_plugin_section_comes_from_toml_and_the_environment(tmp_path: Path) -> None:

@@ -94,8 +94,30 @@ async def test_reranker_reverse_reverses_the_results(serve: Serve) -> None:
     assert len(order) == 3
     await plain.close()
 
-    reverse = await serve(**configured(reverse=True))  # the same data
-    assert [r["id"] for r in await reverse.search("bees", limit=3)] == order[::-1]
+    # The same data; the reranker runs when the settings name it and the request asks.
+    reverse = await serve(rerankers=("reverse",), **configured(reverse=True))
+    assert [r["id"] for r in await reverse.search("bees", limit=3, rerank=True)] == order[::-1]
+    assert [r["id"] for r in await reverse.search("bees", limit=3)] == order
+    assert [r["id"] for r in await reverse.search("bees", limit=1, rerank=True)] == order[-1:]
+    await reverse.close()
+
+    unnamed = await serve(**configured(reverse=True))  # installed, but not named
+    assert [r["id"] for r in await unnamed.search("bees", limit=3, rerank=True)] == order
+    wrong = await unnamed.client.post(
+        "/v4/search", json={"q": "bees", "rerank": "yes"}, headers=auth(unnamed.key)
+    )
+    assert wrong.status == 400
+    assert (await wrong.json())["details"][0]["path"] == "rerank"
+
+
+async def test_a_reranker_name_that_is_not_installed_fails_at_start(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", rerankers=("reverse", "cross-encoder"))
+    with pytest.raises(ConfigurationError) as caught:
+        await bootstrap.create_app(settings)
+    message = caught.value.message
+    assert "'reverse'" in message  # the test plugin's reranker is off: none is installed
+    assert "Installed rerankers: none" in message
+    assert caught.value.details == {"setting": "rerankers", "installed": []}
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from attrs import define
 
 from memoryd.adapters.storage.sqlite import _codec as codec
+from memoryd.adapters.storage.sqlite._citations import forget_cited
 from memoryd.adapters.storage.sqlite._db import Database, transaction
 from memoryd.core.errors import QuotaExceeded
 from memoryd.core.model import Conversation, Scope
@@ -141,7 +142,9 @@ class SqliteConversationStore:
         """Delete the conversation, its messages and memories; return the memory ids.
 
         ``scope=None`` deletes the conversations of that id in every scope.
-        The memories' keyword rows go with them (FTS5 triggers).
+        The memories' keyword rows go with them (FTS5 triggers), and so does the
+        text that stored thread annotations quote of them (kept as forgotten
+        citations), all in one transaction.
         """
         where = "tenant_id = ? AND conversation_id = ?"
         params: tuple[str, ...] = (tenant_id, conversation_id)
@@ -169,6 +172,9 @@ class SqliteConversationStore:
                     conn.execute("DELETE FROM memories WHERE conversation = ?", (rowid,))
                     conn.execute("DELETE FROM messages WHERE conversation = ?", (rowid,))
                     conn.execute("DELETE FROM conversations WHERE rowid = ?", (rowid,))
+                # The text threads quote of them goes in the same transaction, so that
+                # no crash leaves a copy behind (``forget_citations`` then finds none).
+                forget_cited(conn, tenant_id, ids)
             return tuple(ids)
 
         return await self.db.write(run)

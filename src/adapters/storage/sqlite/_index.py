@@ -293,6 +293,11 @@ class SqliteMemoryIndex:
                         similarity[mid] = tenant.similarity(mid, q)
         keyword_score = {mid: s for mid, s in keyword_score.items() if mid in similarity}
         keyword_rank = {mid: i for i, mid in enumerate(keyword_score)}
+        ids = list(dict.fromkeys([*dense_ids, *keyword_score]))
+        vectors: dict[str, F32] = {}
+        if query.with_vectors:  # for the rerankers: copies, read under the lock
+            with tenant.lock:
+                vectors = {mid: tenant.piece_vectors(mid) for mid in ids if mid in tenant.rows}
         return [
             Candidate(
                 memory_id=mid,
@@ -301,8 +306,9 @@ class SqliteMemoryIndex:
                 dense_rank=dense_rank.get(mid),
                 keyword_rank=keyword_rank.get(mid),
                 keyword_score=keyword_score.get(mid),
+                vectors=vectors.get(mid),
             )
-            for mid in dict.fromkeys([*dense_ids, *keyword_score])
+            for mid in ids
         ]
 
     def _dense(

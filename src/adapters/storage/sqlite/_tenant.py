@@ -385,6 +385,10 @@ class TenantIndex:
         best = top(exact, k)
         return chosen[best].tolist(), exact[best].tolist()
 
+    def piece_vectors(self, memory_id: str) -> F32:
+        """A copy of the memory's pieces' unit vectors, one row per piece (hold ``lock``)."""
+        return self.vectors[np.asarray(self.rows[memory_id], np.intp)]
+
     def similarity(self, memory_id: str, q: F32) -> float:
         """A memory's exact cosine: the best of its rows."""
         scores: F32 = self.vectors[np.asarray(self.rows[memory_id], np.intp)] @ q

@@ -17,10 +17,11 @@ import attrs
 from attrs import define
 
 from memoryd.adapters.storage.sqlite import _codec as codec
+from memoryd.adapters.storage.sqlite._citations import forget_cited
 from memoryd.adapters.storage.sqlite._conversations import chunks, marks
 from memoryd.adapters.storage.sqlite._db import Database, transaction
 from memoryd.core.errors import NotFound
-from memoryd.core.model import Annotation, Thread, ThreadMessage
+from memoryd.core.model import Thread, ThreadMessage
 
 
 def _message_rows(thread: int, start: int, messages: Sequence[ThreadMessage]) -> list[Any]:
@@ -188,27 +189,15 @@ class SqliteThreadStore:
         """Forget the annotations citing these memories; return how many changed.
 
         The citation index names the thread messages to rewrite; only those are read.
-        The thread's ``updated_at`` is left alone (nobody wrote to it).
+        The thread's ``updated_at`` is left alone (nobody wrote to it). (Deleting a
+        conversation in this file already did this, in the delete's transaction.)
         """
-        gone = list(dict.fromkeys(memory_ids))
-        if not gone:
+        if not memory_ids:
             return 0
-        forgotten = set(gone)
 
         def run(conn: sqlite3.Connection) -> int:
-            changed = 0
             with transaction(conn, write=True):
-                for part in chunks(gone):
-                    where = f"tenant_id = ? AND memory_id IN ({marks(len(part))})"
-                    params = (tenant_id, *part)
-                    cited = conn.execute(
-                        f"SELECT DISTINCT thread, seq FROM thread_citations WHERE {where}",  # noqa: S608
-                        params,
-                    ).fetchall()
-                    for thread, seq in cited:
-                        changed += _forget_in_message(conn, thread, seq, forgotten)
-                    conn.execute(f"DELETE FROM thread_citations WHERE {where}", params)  # noqa: S608
-            return changed
+                return forget_cited(conn, tenant_id, memory_ids)
 
         return await self.db.write(run)
 
@@ -253,21 +242,3 @@ class SqliteThreadStore:
                 return cur.rowcount > 0
 
         return await self.db.write(run)
-
-
-def _forget_in_message(conn: sqlite3.Connection, thread: int, seq: int, gone: set[str]) -> int:
-    """Rewrite one thread message's annotations with those citing ``gone`` forgotten."""
-    row = conn.execute(
-        "SELECT annotations FROM thread_messages WHERE thread = ? AND seq = ?", (thread, seq)
-    ).fetchone()
-    if row is None:
-        return 0
-    annotations = [Annotation(**a) for a in codec.loads(row[0])]
-    changed = sum(1 for a in annotations if a.id in gone and not a.forgotten)
-    if changed:
-        kept = [a.forget() if a.id in gone else a for a in annotations]
-        conn.execute(
-            "UPDATE thread_messages SET annotations = ? WHERE thread = ? AND seq = ?",
-            (codec.annotations_json(kept), thread, seq),
-        )
-    return changed

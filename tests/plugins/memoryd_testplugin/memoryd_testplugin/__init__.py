@@ -25,8 +25,8 @@ from memoryd.plugins import PluginContext, RegisterChatModel, RegisterEmbedder, 
 if TYPE_CHECKING:
     # Imported lazily: installed in memoryd's test environment, this plugin loads in every
     # app there, and must not depend on more of memoryd than the plugin API.
-    from memoryd.core.model import ContentPart, ScoredMemory
-    from memoryd.core.ports import ChatTurn
+    from memoryd.core.model import ContentPart
+    from memoryd.core.ports import ChatTurn, RerankCandidate
     from memoryd.testing import InMemoryIndex, InMemoryStore
 
 __version__ = "1.2.3"
@@ -166,13 +166,8 @@ class CannedChatModel:
     def context_window(self) -> int:
         return 2048
 
-    async def stream(
-        self,
-        turns: Sequence[ChatTurn],
-        *,
-        max_tokens: int,
-        context: Sequence[ScoredMemory] = (),
-    ) -> AsyncIterator[str]:
+    async def stream(self, turns: Sequence[ChatTurn], *, max_tokens: int) -> AsyncIterator[str]:
+        # No Completed at the end: the chat then reports the finish reason "unknown".
         for word in self.greeting.split(" "):
             yield word + " "
 
@@ -221,11 +216,11 @@ class Reverse:
     def name(self) -> str:
         return "reverse"
 
-    async def rerank(self, query: str, results: Sequence[ScoredMemory]) -> list[ScoredMemory]:
+    async def rerank(self, query: str, pool: Sequence[RerankCandidate]) -> list[RerankCandidate]:
         await misbehave(self.fault, "reranker")
         if self.fault == "flood":
-            return [*results, *results]
-        return list(reversed(results))
+            return [*pool, *pool]
+        return list(reversed(pool))
 
 
 @hookimpl
