@@ -28,6 +28,7 @@ from memoryd.adapters.http import HttpConfig, ServerLimits, Services, build_app,
 from memoryd.core.auth import Authenticator, digest, new_key
 from memoryd.core.chat import DEFAULT_SYSTEM_PROMPT, ChatPolicy, ChatService
 from memoryd.core.conversations import ConversationService
+from memoryd.core.indexer import Indexer
 from memoryd.core.ingest import IngestService
 from memoryd.core.memories import MemoryPolicy
 from memoryd.core.ports import (
@@ -247,6 +248,10 @@ class Container(containers.DeclarativeContainer):
         keyword_weight=settings.provided.search_keyword_weight,
     )
 
+    #: One per app: the ingests and deletes take turns applying the store's outbox.
+    indexer = providers.Singleton(
+        Indexer, outbox=storage.provided.conversations, index=storage.provided.index
+    )
     ingest = providers.Singleton(
         IngestService,
         store=storage.provided.conversations,
@@ -257,6 +262,7 @@ class Container(containers.DeclarativeContainer):
         policy=policy,
         part_handlers=part_handlers,
         max_embed_tokens=settings.provided.max_embed_tokens,
+        indexer=indexer,
     )
     search = providers.Singleton(
         SearchService,
@@ -271,6 +277,7 @@ class Container(containers.DeclarativeContainer):
         store=storage.provided.conversations,
         index=storage.provided.index,
         threads=storage.provided.threads,
+        indexer=indexer,
     )
     auth = providers.Singleton(Authenticator, keys=storage.provided.keys)
     chat = providers.Singleton(
@@ -324,6 +331,8 @@ async def create_app(
     try:
         await _resolve(container.init_resources())
         services = await _resolve(container.services())
+        # What a crash (or a failing index) left pending reaches the index before serving.
+        await (await _resolve(container.indexer())).replay()
     except BaseException:
         await _resolve(container.shutdown_resources())
         raise

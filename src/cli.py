@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("question")
     chat.add_argument("--thread", help="continue this thread")
 
+    reindex = sub.add_parser("reindex", help="rebuild the search index from the store")
+    _common(reindex)
+    reindex.add_argument("--tenant", help="only this tenant's memories (default: every tenant)")
+
     config = sub.add_parser("config", help="print the effective settings (secrets hidden)")
     _common(config)
 
@@ -119,8 +123,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command in {"config", "plugins"}:
         return _inspect(args, settings)
-    if args.command == "keys":
-        return await _keys(args, settings)
+    if args.command in {"keys", "reindex"}:
+        return await (_keys if args.command == "keys" else _reindex)(args, settings)
     url = args.url or os.environ.get("MEMORYD_URL") or f"http://{settings.host}:{settings.port}"
     key = args.key or os.environ.get("MEMORYD_API_KEY")
     if not key:
@@ -152,6 +156,30 @@ def _inspect(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{info.name} {info.version} ({info.source})" + (f", {made}" if made else ""))
         for hook in info.hooks:
             print(f"    {hook}")
+    return 0
+
+
+async def _reindex(args: argparse.Namespace, settings: Settings) -> int:
+    """``reindex``: every memory from the store into the index, a line per tenant."""
+    from memoryd import bootstrap
+    from memoryd.core.indexer import ReindexProgress, reindex
+
+    def report(p: ReindexProgress) -> None:
+        print(
+            f"[{p.done}/{p.total}] tenant {p.tenant_id}: "
+            f"{p.conversations} conversations, {p.memories} memories",
+            flush=True,
+        )
+
+    host = bootstrap.plugin_host(settings)
+    async with (
+        bootstrap.embedder(settings) as embedder,
+        host.open_storage(settings.storage, settings=settings, embedder=embedder) as backend,
+    ):
+        last = await reindex(
+            backend.conversations, backend.index, tenant_id=args.tenant, progress=report
+        )
+    print("Reindexed." if last is not None else "Nothing to reindex: the store is empty.")
     return 0
 
 

@@ -9,11 +9,12 @@ tenant's admin) reads and deletes across scopes.
 
 from __future__ import annotations
 
-from attrs import define
+from attrs import Factory, define, field
 
 from memoryd.core.errors import NotFound
+from memoryd.core.indexer import Indexer
 from memoryd.core.model import Caller, Conversation, Scope
-from memoryd.core.ports import ConversationStore, IndexChange, MemoryIndex, ThreadStore
+from memoryd.core.ports import ConversationStore, MemoryIndex, ThreadStore
 
 
 def addressable(caller: Caller) -> Scope | None:
@@ -26,6 +27,10 @@ class ConversationService:
     store: ConversationStore
     index: MemoryIndex
     threads: ThreadStore
+    #: Applies the delete (the store's outbox entry) to ``index``; share one per app.
+    indexer: Indexer = field(
+        default=Factory(lambda self: Indexer(self.store, self.index), takes_self=True)
+    )
 
     async def get(self, caller: Caller, conversation_id: str) -> Conversation:
         """The conversation of that id this key may address; else ``NotFound`` (never a 403).
@@ -51,15 +56,12 @@ class ConversationService:
         removed = await self.store.delete_conversation(
             caller.tenant_id, conversation_id, scope=addressable(caller)
         )
+        # The delete recorded its index change (an outbox entry): apply it before answering.
+        # The change bumps the tenant's generation: cached searches miss from now on. A
+        # retry of a delete whose index update failed finds no conversation: it finishes
+        # that update, then answers 404.
+        await self.indexer.drain(caller.tenant_id, conversation_id)
         if removed is None:
             raise NotFound("Conversation not found", details={"conversationId": conversation_id})
-        # The index change bumps the tenant's generation: cached searches miss from now on.
-        await self.index.apply(
-            IndexChange(
-                tenant_id=caller.tenant_id,
-                conversation_id=conversation_id,
-                removed_memory_ids=removed,
-            )
-        )
         await self.threads.forget_citations(caller.tenant_id, removed)
         return len(removed)

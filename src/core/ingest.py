@@ -6,9 +6,10 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from attrs import define, field, frozen
+from attrs import Factory, define, field, frozen
 
-from memoryd.core.errors import Forbidden, PayloadTooLarge, QuotaExceeded
+from memoryd.core.errors import Forbidden, PayloadTooLarge
+from memoryd.core.indexer import Indexer
 from memoryd.core.memories import MemoryPolicy, build_memories, context_updates
 from memoryd.core.model import (
     Caller,
@@ -26,13 +27,13 @@ from memoryd.core.ports import (
     ConversationChange,
     ConversationStore,
     Embedder,
-    IndexChange,
     IndexedMemory,
     MemoryIndex,
     PartHandler,
     TokenCharge,
     TokenCounter,
 )
+from memoryd.core.quota import check_quota
 
 
 @frozen
@@ -107,6 +108,11 @@ class IngestService:
     #: The most tokens one request may send to the embedder (setting ``max_embed_tokens``;
     #: None: no limit).
     max_embed_tokens: int | None = None
+    #: Applies the committed change (the store's outbox entry) to ``index``; share one
+    #: between the services of an app.
+    indexer: Indexer = field(
+        default=Factory(lambda self: Indexer(self.store, self.index), takes_self=True)
+    )
 
     async def ingest(self, caller: Caller, request: IngestRequest) -> IngestResult:
         tags = resolve_tags(caller, request.container_tags)
@@ -140,6 +146,8 @@ class IngestService:
             and existing.container_tags == tags
             and dict(existing.metadata) == dict(request.metadata)
         ):
+            # A retry of a request whose index update failed: finish that update first.
+            await self.indexer.drain(caller.tenant_id, request.conversation_id)
             return IngestResult(existing.id, request.conversation_id, kind, 0, 0, 0)
 
         removed: tuple[str, ...] = ()
@@ -170,17 +178,8 @@ class IngestService:
                 context_updates=tuple(updates),
             )
         )
-        await self.index.apply(
-            IndexChange(
-                tenant_id=caller.tenant_id,
-                conversation_id=request.conversation_id,
-                added=added,
-                removed_memory_ids=removed,
-                container_tags=tags,
-                metadata=dict(request.metadata),
-                scope=scope,
-            )
-        )
+        # The commit recorded the index change (its outbox entry): apply it before answering.
+        await self.indexer.drain(caller.tenant_id, request.conversation_id)
         return IngestResult(
             conversation.id,
             request.conversation_id,
@@ -206,15 +205,7 @@ class IngestService:
 
     def _charge(self, caller: Caller, new_messages: Sequence[StoredMessage]) -> TokenCharge | None:
         tokens = sum(self.tokens.count(m.message.text) for m in new_messages)
-        if caller.quota_tokens is not None and caller.used_tokens + tokens > caller.quota_tokens:
-            raise QuotaExceeded(
-                "This write would pass the API key's token quota; nothing was stored",
-                details={
-                    "quotaTokens": caller.quota_tokens,
-                    "usedTokens": caller.used_tokens,
-                    "requestTokens": tokens,
-                },
-            )
+        check_quota(used=caller.used_tokens, quota=caller.quota_tokens, tokens=tokens)
         return TokenCharge(key_id=caller.key_id, tokens=tokens, quota=caller.quota_tokens)
 
     def _check_embed_budget(self, drafts: Sequence[MemoryDraft]) -> None:

@@ -134,6 +134,44 @@ class ConversationStore(Protocol):
         """Raise ``StoreUnavailable`` unless the store can be read and written."""
         ...
 
+    # The outbox: ``commit`` and ``delete_conversation`` record, in their own
+    # transaction, the ``IndexChange`` the index must learn
+    # (``memoryd.core.indexer.index_change`` and ``deletion`` say which); the
+    # ``Indexer`` reads the pending ones, applies them and marks them applied.
+
+    async def pending_changes(
+        self,
+        *,
+        tenant_id: str | None = None,
+        conversation_id: str | None = None,
+        limit: int = 100,
+    ) -> list[PendingChange]:
+        """Up to ``limit`` index changes not yet marked applied, oldest first.
+
+        With ``tenant_id`` and ``conversation_id``, only those of the
+        conversations of that id (every scope). A change may carry fewer added
+        memories than were committed: those deleted since are left out.
+        """
+        ...
+
+    async def mark_applied(self, seqs: Sequence[int]) -> None:
+        """Forget these pending changes: the index has them (unknown numbers are ignored)."""
+        ...
+
+    # Rebuilding the index from the store (``memoryd reindex``).
+
+    async def tenant_ids(self) -> list[str]:
+        """Every tenant that has a conversation, sorted."""
+        ...
+
+    def snapshot(self, tenant_id: str) -> AsyncIterator[IndexChange]:
+        """Everything the index must hold of the tenant: one change per conversation.
+
+        Each change adds every memory of the conversation (text, piece vectors,
+        keyword context as now) with its tags, metadata and scope.
+        """
+        ...
+
 
 @frozen
 class IndexQuery:
@@ -192,13 +230,37 @@ class IndexChange:
     #: The conversation's scope: tags and metadata change only the memories of the
     #: conversation of ``conversation_id`` in this scope, never another scope's.
     scope: Scope = ()
+    #: New keyword context for the memories of earlier messages of the conversation,
+    #: by message position (as ``ConversationChange.context_updates``).
+    context_updates: tuple[tuple[int, str], ...] = ()
+
+
+@frozen
+class PendingChange:
+    """An outbox entry: a committed change the index has not been confirmed to have."""
+
+    #: Increases with every entry the store records; entries apply in this order.
+    seq: int
+    change: IndexChange
 
 
 class MemoryIndex(Protocol):
     """The searchable view of memories: vectors, keywords and filters."""
 
     async def apply(self, change: IndexChange) -> None:
-        """Make the change searchable (called after the store committed it)."""
+        """Make the change searchable (called after the store committed it).
+
+        Idempotent: adding a memory the index has replaces it, removing one it
+        lacks is ignored, so a change applied twice (a replay) does no harm.
+        """
+        ...
+
+    async def clear(self, tenant_id: str | None = None) -> None:
+        """Forget every memory of the tenant (None: of every tenant), before a rebuild."""
+        ...
+
+    async def check(self) -> None:
+        """Raise ``StoreUnavailable`` unless the index can answer searches."""
         ...
 
     async def keyword_search(

@@ -17,11 +17,13 @@ from memoryd.testing._fakes import (
     ScriptedChatModel,
     WordCounter,
 )
+from memoryd.testing._flaky import FlakyIndex
 
 __all__ = [
     "CountingEmbedder",
     "FakeEmbedder",
     "FixedClock",
+    "FlakyIndex",
     "InMemoryIndex",
     "InMemoryStore",
     "ReversingReranker",

@@ -14,8 +14,9 @@ import attrs
 import numpy as np
 from attrs import define, field
 
-from memoryd.core.errors import ModelUnavailable, QuotaExceeded, StoreUnavailable
+from memoryd.core.errors import ModelUnavailable, StoreUnavailable
 from memoryd.core.filters import MemoryFilter
+from memoryd.core.indexer import deletion, index_change
 from memoryd.core.model import (
     ApiKey,
     Conversation,
@@ -31,11 +32,14 @@ from memoryd.core.ports import (
     ConversationChange,
     FinishReason,
     IndexChange,
+    IndexedMemory,
     IndexQuery,
     KeywordHit,
+    PendingChange,
     RerankCandidate,
     Usage,
 )
+from memoryd.core.quota import check_quota
 
 _WORD = re.compile(r"\w+")
 
@@ -150,6 +154,15 @@ class InMemoryStore:
     keys: dict[str, tuple[str, ApiKey]] = field(factory=dict)
     threads: dict[tuple[str, str], Thread] = field(factory=dict)
     available: bool = True
+    #: The pending index changes, oldest first (the outbox).
+    outbox: list[PendingChange] = field(factory=list)
+    #: Every memory as committed (what a rebuild of the index reads back).
+    indexed: dict[str, IndexedMemory] = field(factory=dict)
+    _seq: int = 0
+
+    def _record(self, change: IndexChange) -> None:
+        self._seq += 1
+        self.outbox.append(PendingChange(self._seq, change))
 
     def _of_id(self, tenant_id: str, conversation_id: str) -> list[Where]:
         """Every scope's conversation of that id, the empty scope's first, then newest first."""
@@ -180,14 +193,31 @@ class InMemoryStore:
         if change.charge is not None:
             for digest, (_, key) in list(self.keys.items()):
                 if key.id == change.charge.key_id:
-                    used = key.used_tokens + change.charge.tokens
-                    if key.quota_tokens is not None and used > key.quota_tokens:
-                        raise QuotaExceeded("This write would pass the API key's token quota")
+                    tokens = change.charge.tokens
+                    check_quota(used=key.used_tokens, quota=key.quota_tokens, tokens=tokens)
+                    used = key.used_tokens + tokens
                     self.keys[digest] = (digest, attrs.evolve(key, used_tokens=used))
         where = (conv.tenant_id, conv.scope, conv.conversation_id)
         self.conversations[where] = conv
         kept = [m for m in self.memories.get(where, []) if m not in change.removed_memory_ids]
         self.memories[where] = kept + [a.memory.id for a in change.added]
+        for mid in change.removed_memory_ids:
+            self.indexed.pop(mid, None)
+        contexts = dict(change.context_updates)
+        for mid in kept:
+            old = self.indexed.get(mid)
+            if old is None:
+                continue
+            new = attrs.evolve(
+                old.memory,
+                container_tags=conv.container_tags,
+                metadata=dict(conv.metadata),
+            )
+            context = contexts.get(old.memory.positions[0], old.keyword_context)
+            self.indexed[mid] = attrs.evolve(old, memory=new, keyword_context=context)
+        for item in change.added:
+            self.indexed[item.memory.id] = item
+        self._record(index_change(change))
 
     async def delete_conversation(
         self, tenant_id: str, conversation_id: str, *, scope: Scope | None = ()
@@ -204,13 +234,66 @@ class InMemoryStore:
         for where in wheres:
             del self.conversations[where]
             removed.extend(self.memories.pop(where, ()))
+        for mid in removed:
+            self.indexed.pop(mid, None)
         # As the SQLite file does, in the delete's own transaction.
         await self.forget_citations(tenant_id, removed)
+        self._record(deletion(tenant_id, conversation_id, removed))
         return tuple(removed)
 
     async def check(self) -> None:
         if not self.available:
             raise StoreUnavailable()
+
+    # The outbox
+    async def pending_changes(
+        self,
+        *,
+        tenant_id: str | None = None,
+        conversation_id: str | None = None,
+        limit: int = 100,
+    ) -> list[PendingChange]:
+        live = {m for ids in self.memories.values() for m in ids}
+        found: list[PendingChange] = []
+        for entry in self.outbox:
+            change = entry.change
+            key = (change.tenant_id, change.conversation_id)
+            if (
+                tenant_id is not None
+                and conversation_id is not None
+                and key
+                != (
+                    tenant_id,
+                    conversation_id,
+                )
+            ):
+                continue
+            # As the SQLite file does: memories deleted since are left out.
+            added = tuple(a for a in change.added if a.memory.id in live)
+            found.append(PendingChange(entry.seq, attrs.evolve(change, added=added)))
+            if len(found) == limit:
+                break
+        return found
+
+    async def mark_applied(self, seqs: Sequence[int]) -> None:
+        done = set(seqs)
+        self.outbox = [e for e in self.outbox if e.seq not in done]
+
+    async def tenant_ids(self) -> list[str]:
+        return sorted({tenant for tenant, _, _ in self.conversations})
+
+    async def snapshot(self, tenant_id: str) -> AsyncIterator[IndexChange]:
+        for (tenant, scope, cid), conv in list(self.conversations.items()):
+            if tenant != tenant_id:
+                continue
+            yield IndexChange(
+                tenant_id=tenant,
+                conversation_id=cid,
+                added=tuple(self.indexed[m] for m in self.memories.get((tenant, scope, cid), ())),
+                container_tags=conv.container_tags,
+                metadata=dict(conv.metadata),
+                scope=scope,
+            )
 
     # KeyStore
     async def find_key(self, digest: str) -> ApiKey | None:
@@ -329,18 +412,39 @@ class InMemoryIndex:
 
     memories: dict[str, Memory] = field(factory=dict)
     vectors: dict[str, Any] = field(factory=dict)
+    #: Each memory's keyword context (neighbouring turns).
+    contexts: dict[str, str] = field(factory=dict)
     generations: dict[str, int] = field(factory=dict)
+    available: bool = True
+
+    async def clear(self, tenant_id: str | None = None) -> None:
+        for mid, m in list(self.memories.items()):
+            if tenant_id is None or m.tenant_id == tenant_id:
+                del self.memories[mid]
+                self.vectors.pop(mid, None)
+                self.contexts.pop(mid, None)
+        for tenant in list(self.generations) if tenant_id is None else [tenant_id]:
+            self.generations[tenant] = self.generations.get(tenant, 0) + 1
+
+    async def check(self) -> None:
+        if not self.available:
+            raise StoreUnavailable("the index is unavailable")
 
     async def apply(self, change: IndexChange) -> None:
         for mid in change.removed_memory_ids:
             self.memories.pop(mid, None)
             self.vectors.pop(mid, None)
+            self.contexts.pop(mid, None)
         for item in change.added:
             self.memories[item.memory.id] = item.memory
             self.vectors[item.memory.id] = np.atleast_2d(np.asarray(item.vectors, np.float32))
+            self.contexts[item.memory.id] = item.keyword_context
         document = (change.scope, change.conversation_id)
+        contexts = dict(change.context_updates)
         for mid, old in list(self.memories.items()):
             if old.tenant_id == change.tenant_id and old.document == document:
+                if old.positions and old.positions[0] in contexts:
+                    self.contexts[mid] = contexts[old.positions[0]]
                 new = old
                 if change.container_tags is not None:
                     new = attrs.evolve(new, container_tags=change.container_tags)

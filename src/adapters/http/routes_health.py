@@ -1,4 +1,4 @@
-"""GET /health (the process answers) and GET /ready (the store answers too)."""
+"""GET /health (the process answers) and GET /ready (the store and the index answer too)."""
 
 from __future__ import annotations
 
@@ -16,5 +16,7 @@ async def health(request: web.Request) -> web.Response:
 
 @routes.get("/ready")
 async def ready(request: web.Request) -> web.Response:
-    await services(request).store.check()  # StoreUnavailable -> 503 in the middleware
+    found = services(request)
+    await found.store.check()  # StoreUnavailable -> 503 in the middleware
+    await found.search.index.check()  # and the index must answer searches
     return web.json_response({"status": "ready"})

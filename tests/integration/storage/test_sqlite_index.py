@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +10,17 @@ import pytest
 
 from memoryd.adapters.storage.sqlite import ScanTuning, SqliteBackend, open_sqlite
 from memoryd.core.filters import Condition, MemoryFilter
-from memoryd.core.model import Message, Scalar
+from memoryd.core.model import Message
 from memoryd.core.ports import ConversationChange, IndexChange, IndexedMemory, IndexQuery
+from memoryd.testing.contract import (
+    assert_same_top,
+    brute_force,
+    random_filter,
+    random_memories,
+)
 from tests.integration.storage.sqlite_helpers import (
     DIM,
     MODEL,
-    T0,
     conversation,
     created,
     index_change,
@@ -25,8 +29,6 @@ from tests.integration.storage.sqlite_helpers import (
     unit,
 )
 
-WORDS = ("apple", "banana", "cherry", "dog", "eagle", "fish", "guitar", "house", "island", "kite")
-TAGS = ("red", "green", "blue", "gold")
 MESSAGES = stored([Message.from_text("user", "hello")])
 
 
@@ -40,77 +42,6 @@ async def ingest(backend: SqliteBackend, items: list[IndexedMemory]) -> None:
         change = created(conv, [item])
         await backend.conversations.commit(change)
         await backend.index.apply(index_change(conv, change))
-
-
-def random_metadata(rng: random.Random) -> dict[str, Scalar]:
-    choices: list[Scalar] = [1, 2, 2.0, 2.5, -3, True, False, "x", "y", "2", 0, 0.0]
-    return {key: rng.choice(choices) for key in ("a", "b", "c") if rng.random() < 0.7}
-
-
-def random_filter(rng: random.Random, tenant: str) -> MemoryFilter:
-    values: list[Scalar] = [1, 2, 2.0, 2.5, True, False, "x", "2", 0, 99]
-    conditions = []
-    for _ in range(rng.choice([0, 0, 1, 1, 2])):
-        op = rng.choice(["eq", "ne", "ne", "gt", "gte", "lt", "lte", "in", "in"])
-        value: Scalar | tuple[Scalar, ...] = (
-            tuple(rng.sample(values, rng.randint(0, 5))) if op == "in" else rng.choice(values)
-        )
-        conditions.append(Condition(key=rng.choice("abcz"), op=op, value=value))  # type: ignore[arg-type]
-    after = T0 + timedelta(days=rng.randint(0, 30)) if rng.random() < 0.3 else None
-    before = T0 + timedelta(days=rng.randint(20, 60)) if rng.random() < 0.3 else None
-    tags = tuple(rng.sample(TAGS, rng.randint(1, 2))) if rng.random() < 0.5 else ()
-    return MemoryFilter(
-        tenant_id=tenant,
-        container_tags=tags,
-        conditions=tuple(conditions),
-        after=after,
-        before=before,
-    )
-
-
-def random_memories(count: int, seed: int, tenant: str = "acme") -> list[IndexedMemory]:
-    rng = random.Random(seed)
-    nprng = np.random.default_rng(seed)
-    out = []
-    for i in range(count):
-        tags = tuple(rng.sample(TAGS, rng.randint(0, 2)))
-        out.append(
-            memory(
-                tenant,
-                f"c{i}",
-                f"{tenant}-m{i}",
-                " ".join(rng.sample(WORDS, 3)),
-                # Some memories have several pieces, one vector each.
-                np.stack([unit(nprng) for _ in range(rng.choice((1, 1, 1, 2, 3)))]),
-                tags=tags,
-                metadata=random_metadata(rng),
-                said_at=T0 + timedelta(days=rng.randint(0, 60), seconds=rng.randint(0, 86399)),
-            )
-        )
-    return out
-
-
-def brute_force(
-    items: list[IndexedMemory], query: np.ndarray, memory_filter: MemoryFilter, k: int
-) -> tuple[list[str], dict[str, float]]:
-    passing = [i for i in items if memory_filter.matches(i.memory)]
-    scores = {
-        i.memory.id: float((np.asarray(i.vectors, np.float32) @ query).max()) for i in passing
-    }
-    ranked = sorted(scores, key=lambda mid: -scores[mid])
-    return ranked[:k], scores
-
-
-def assert_same_top(got: list[str], want: list[str], scores: dict[str, float]) -> None:
-    """Same ids in the same order, up to float ties at the cut and between neighbours."""
-    assert len(got) == len(want)
-    for g, w in zip(got, want, strict=True):
-        assert abs(scores[g] - scores[w]) < 1e-5, (got, want)
-    if want:
-        cut = scores[want[-1]]
-        assert {g for g in got if scores[g] > cut + 1e-5} == {
-            w for w in want if scores[w] > cut + 1e-5
-        }
 
 
 async def dense(

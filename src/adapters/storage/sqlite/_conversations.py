@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from attrs import define
 
 from memoryd.adapters.storage.sqlite import _codec as codec
+from memoryd.adapters.storage.sqlite import _outbox as outbox
 from memoryd.adapters.storage.sqlite._citations import forget_cited
 from memoryd.adapters.storage.sqlite._db import Database, transaction
-from memoryd.core.errors import QuotaExceeded
+from memoryd.core.indexer import deletion, index_change
 from memoryd.core.model import Conversation, Scope
-from memoryd.core.ports import ConversationChange, IndexedMemory, TokenCharge
+from memoryd.core.ports import (
+    ConversationChange,
+    IndexChange,
+    IndexedMemory,
+    PendingChange,
+    TokenCharge,
+)
+from memoryd.core.quota import check_quota
 
 T = TypeVar("T")
 
@@ -133,6 +142,7 @@ class SqliteConversationStore:
                 if change.charge is not None:
                     _charge(conn, change.charge)
                 _write_change(conn, change, dimension)
+                outbox.record(conn, index_change(change))
 
         await self.db.write(run)
 
@@ -175,6 +185,7 @@ class SqliteConversationStore:
                 # The text threads quote of them goes in the same transaction, so that
                 # no crash leaves a copy behind (``forget_citations`` then finds none).
                 forget_cited(conn, tenant_id, ids)
+                outbox.record(conn, deletion(tenant_id, conversation_id, ids))
             return tuple(ids)
 
         return await self.db.write(run)
@@ -195,6 +206,59 @@ class SqliteConversationStore:
         await self.db.read(read)
         await self.db.write(write)
 
+    async def pending_changes(
+        self,
+        *,
+        tenant_id: str | None = None,
+        conversation_id: str | None = None,
+        limit: int = 100,
+    ) -> list[PendingChange]:
+        """The outbox's entries, oldest first, their added memories read back from the file."""
+        dimension = self.dimension
+
+        def run(conn: sqlite3.Connection) -> list[PendingChange]:
+            with transaction(conn, write=False):
+                return outbox.pending(
+                    conn,
+                    tenant_id=tenant_id,
+                    conversation_id=conversation_id,
+                    limit=limit,
+                    dimension=dimension,
+                )
+
+        return await self.db.read(run)
+
+    async def mark_applied(self, seqs: Sequence[int]) -> None:
+        """Delete these outbox entries: the index has them."""
+        done = list(seqs)
+        await self.db.write(lambda conn: outbox.mark_applied(conn, done))
+
+    async def tenant_ids(self) -> list[str]:
+        """Every tenant with a conversation, sorted."""
+
+        def run(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute("SELECT DISTINCT tenant_id FROM conversations ORDER BY 1")
+            return [r[0] for r in rows]
+
+        return await self.db.read(run)
+
+    async def snapshot(self, tenant_id: str) -> AsyncIterator[IndexChange]:
+        """Every conversation of the tenant with all its memories, a batch per read."""
+        after = 0
+        dimension = self.dimension
+        while True:
+            # Bounded: each batch moves ``after`` past the rowids it read.
+            changes, last = await self.db.read(
+                partial(
+                    outbox.snapshot_batch, tenant_id=tenant_id, after=after, dimension=dimension
+                )
+            )
+            for change in changes:
+                yield change
+            if last == after:
+                return
+            after = last
+
 
 def _charge(conn: sqlite3.Connection, charge: TokenCharge) -> None:
     row = conn.execute(
@@ -202,16 +266,7 @@ def _charge(conn: sqlite3.Connection, charge: TokenCharge) -> None:
     ).fetchone()
     if row is None:
         return  # no such key (e.g. a key-less import): nothing to charge
-    used, quota = int(row[0]), row[1]
-    if quota is not None and used + charge.tokens > quota:
-        raise QuotaExceeded(
-            "This write would pass the API key's token quota; nothing was stored",
-            details={
-                "quotaTokens": quota,
-                "usedTokens": used,
-                "requestTokens": charge.tokens,
-            },
-        )
+    check_quota(used=int(row[0]), quota=row[1], tokens=charge.tokens)
     if charge.tokens:
         conn.execute(
             "UPDATE api_keys SET used_tokens = used_tokens + ? WHERE id = ?",

@@ -26,7 +26,7 @@ from memoryd.adapters.storage.sqlite._conversations import (
     marks,
     scope_text,
 )
-from memoryd.adapters.storage.sqlite._db import Database
+from memoryd.adapters.storage.sqlite._db import Database, transaction
 from memoryd.adapters.storage.sqlite._fts import KEYWORD_BUDGET, TermPlanner, keyword_hits
 from memoryd.adapters.storage.sqlite._scan import F32, Idx, as_query, pin_blas_threads
 from memoryd.adapters.storage.sqlite._tenant import DEFAULT_TUNING, ScanTuning, TenantIndex
@@ -174,6 +174,37 @@ class SqliteMemoryIndex:
                 document_key(scope, change.conversation_id), change.container_tags, change.metadata
             )
             tenant.quantise_if_large()
+
+    async def clear(self, tenant_id: str | None = None) -> None:
+        """Forget the tenant's memories (None: every tenant's, and rebuild the FTS5 index).
+
+        A cleared index is a loaded one: the changes applied next are searchable.
+        """
+        if self._closed:
+            raise StoreUnavailable()
+        if tenant_id is None:
+
+            def rebuild(conn: sqlite3.Connection) -> None:
+                with transaction(conn, write=True):
+                    conn.execute("INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')")
+
+            await self.db.write(rebuild)
+        with self._lock:
+            cleared = list(self._tenants) if tenant_id is None else [tenant_id]
+            for tenant in cleared:
+                self._tenants.pop(tenant, None)
+                self._generations[tenant] = self._generations.get(tenant, 0) + 1
+            self.loaded = True
+
+    async def check(self) -> None:
+        """Raise ``StoreUnavailable`` unless the index is loaded and FTS5 answers."""
+        if self._closed or not self.loaded:
+            raise StoreUnavailable()
+
+        def probe(conn: sqlite3.Connection) -> None:
+            conn.execute("SELECT count(*) FROM (SELECT 1 FROM memories_fts LIMIT 1)").fetchone()
+
+        await self.db.read(probe)
 
     async def search(self, query: IndexQuery) -> list[Candidate]:
         """Dense and keyword candidates (up to ``query.k`` each) that pass the filter."""

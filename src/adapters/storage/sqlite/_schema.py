@@ -214,8 +214,26 @@ JOIN threads AS t ON t.rowid = m.thread, json_each(m.annotations) AS a
 WHERE json_extract(a.value, '$.id') IS NOT NULL;
 """
 
+# Version 4: the outbox. Every commit and delete records, in its own transaction,
+# what the search index must learn (``memoryd.core.indexer``); the indexer deletes
+# an entry once the index has it. ``change`` is JSON: the ids of the added and of
+# the removed memories, the conversation's tags and metadata (null: unchanged) and
+# the new keyword contexts of earlier turns. The added memories themselves are
+# read back from ``memories`` (those deleted since are gone, as they should be), so
+# no text or vector is kept twice. AUTOINCREMENT: a number is never used again.
+_V4 = """
+CREATE TABLE outbox (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id       TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    scope           TEXT NOT NULL,
+    change          TEXT NOT NULL
+);
+CREATE INDEX outbox_by_conversation ON outbox (tenant_id, conversation_id, seq);
+"""
+
 #: Every migration, in order. ``user_version`` is how many have run.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
