@@ -340,6 +340,8 @@ async def create_app(
 
     async def close(_: web.Application) -> None:
         await _resolve(container.shutdown_resources())
+        # Singletons hold the closed resources (models, stores): let them go with the app.
+        container.reset_singletons()
 
     app.on_cleanup.append(close)
     return app
