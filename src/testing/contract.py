@@ -99,6 +99,7 @@ def indexed(
     said_at: datetime = T0,
     position: int = 0,
     scope: Scope = (),
+    context: str = "",
 ) -> IndexedMemory:
     """A memory with one vector, or with one per piece when ``vector`` is 2-D."""
     return IndexedMemory(
@@ -116,6 +117,7 @@ def indexed(
             scope=scope,
         ),
         vectors=np.atleast_2d(np.asarray(vector, np.float32)),
+        keyword_context=context,
     )
 
 

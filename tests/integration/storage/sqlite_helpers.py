@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from memoryd.core.model import Conversation, Memory, Message, Scalar, StoredMessage
+from memoryd.core.model import Conversation, Message, Scalar, StoredMessage
 from memoryd.core.ports import ConversationChange, IndexChange, IndexedMemory, TokenCharge
+from memoryd.testing.contract import indexed
 
 DIM = 16
 MODEL = "test-model"
@@ -62,21 +63,16 @@ def memory(
     context: str = "",
 ) -> IndexedMemory:
     """A memory with one vector, or with one per piece when ``vector`` is 2-D."""
-    return IndexedMemory(
-        memory=Memory(
-            id=memory_id,
-            tenant_id=tenant,
-            conversation_id=conversation_id,
-            text=text,
-            positions=(0,),
-            said_at=said_at,
-            container_tags=tags,
-            metadata=dict(metadata or {}),
-            created_at=T0,
-            updated_at=T0,
-        ),
-        vectors=np.atleast_2d(np.asarray(vector, np.float32)),
-        keyword_context=context,
+    return indexed(
+        tenant,
+        conversation_id,
+        memory_id,
+        text,
+        vector,
+        tags=tags,
+        metadata=metadata,
+        said_at=said_at,
+        context=context,
     )
 
 
