@@ -27,6 +27,7 @@ from attrs import define
 from bench._corpus import NAMES, Renamer
 from bench.build import DB, copy_data
 from memoryd.adapters.storage.sqlite import open_sqlite
+from memoryd.core.indexer import Indexer
 from memoryd.core.memories import spoken_date
 from memoryd.core.model import ContentPart, Conversation, Memory, Message, StoredMessage
 from memoryd.core.ports import ConversationChange, IndexedMemory
@@ -43,7 +44,7 @@ class Source:
     metadata: dict[str, Any]
     messages: list[tuple[str, str, str | None, str | None]]
     #: text, positions, said_at_us, vectors (one per piece), context
-    memories: list[tuple[str, list[int], int, bytes, str]]
+    memories: list[tuple[str, list[int], int, bytes, str, str]]
 
 
 @define
@@ -73,12 +74,14 @@ def read_sources(database: Path, tenant: str) -> tuple[list[Source], str, int]:
         ):
             if conv in by_row:
                 by_row[conv].messages.append((role, content, name, timestamp))
-        for conv, text, positions, said_at, vector, context in conn.execute(
-            "SELECT conversation, text, positions, said_at_us, vector, context FROM memories"
-            " WHERE tenant_id = ? ORDER BY rowid",
+        for conv, text, positions, said_at, vector, context, speaker in conn.execute(
+            "SELECT conversation, text, positions, said_at_us, vector, context, speaker"
+            " FROM memories WHERE tenant_id = ? ORDER BY rowid",
             (tenant,),
         ):
-            by_row[conv].memories.append((text, json.loads(positions), said_at, vector, context))
+            by_row[conv].memories.append(
+                (text, json.loads(positions), said_at, vector, context, speaker)
+            )
         return list(by_row.values()), meta["embedding_model"], int(meta["embedding_dimension"])
     finally:
         conn.close()
@@ -171,11 +174,12 @@ def variants(
                         metadata=metadata,
                         created_at=now,
                         updated_at=now,
+                        speaker=rename(speaker),
                     ),
                     vectors=noisy[ends[j] - len(pieces[j]) : ends[j]],
                     keyword_context=_shift_dates(rename(context), days),
                 )
-                for j, (text, positions, said_at, _, context) in enumerate(memories)
+                for j, (text, positions, said_at, _, context, speaker) in enumerate(memories)
             )
             made += len(added)
             index += 1
@@ -197,6 +201,7 @@ async def fill(
     sources, model, dim = read_sources(database, tenant)
     have = sum(len(s.memories) for s in sources)
     backend = await open_sqlite(database, model_name=model, dimension=dim, load_index=False)
+    indexer = Indexer(backend.conversations, backend.index)
     started = time.perf_counter()
     count = 0
     written = have
@@ -207,8 +212,13 @@ async def fill(
             await backend.conversations.commit(change)
             count += 1
             written += len(change.added)
+            if count % 500 == 0:
+                # The index's tables learn of them as a server's would (a server opened
+                # on the file would otherwise replay them all at start).
+                await indexer.drain()
             if count % 2000 == 0:
                 log(f"  fill: {written:,} memories ...")
+        await indexer.drain()
     finally:
         await backend.close()
     return FillResult(

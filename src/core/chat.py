@@ -31,8 +31,8 @@ from attrs import define, field, frozen
 from memoryd.core.errors import FieldError, MemorydError, NotFound, ValidationFailed
 from memoryd.core.memories import spoken_date
 from memoryd.core.model import (
-    Annotation,
     Caller,
+    Citation,
     ContentPart,
     Message,
     Thread,
@@ -52,8 +52,8 @@ from memoryd.core.ports import (
 from memoryd.core.prompt import (
     Budget,
     Prompt,
-    annotations_for,
     build_prompt,
+    citations_for,
     gather_context,
     plan_turns,
 )
@@ -85,7 +85,7 @@ class Start:
 class Annotations:
     """The memories the answer was given, one per document (conversation)."""
 
-    items: tuple[Annotation, ...]
+    items: tuple[Citation, ...]
 
 
 @frozen
@@ -241,7 +241,7 @@ class ChatService:
             thread=thread,
             message_id=self.new_message_id(),
             prompt=prompt,
-            annotations=tuple(annotations_for(prompt.memories)),
+            annotations=tuple(citations_for(prompt.memories)),
             new_messages=new,
             received_at=received_at,
         )
@@ -329,7 +329,7 @@ class ChatReply:
     thread: Thread
     message_id: str
     prompt: Prompt
-    annotations: tuple[Annotation, ...]
+    annotations: tuple[Citation, ...]
     #: The client's messages that the thread does not have yet (saved with the answer).
     new_messages: tuple[ThreadMessage, ...]
     #: When the request came in (the new messages' time in the thread).

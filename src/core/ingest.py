@@ -275,6 +275,7 @@ class IngestService:
                         created_at=now,
                         updated_at=now,
                         scope=conversation.scope,
+                        speaker=draft.speaker,
                     ),
                     vectors=vectors[row : row + pieces],
                     keyword_context=draft.keyword_context,

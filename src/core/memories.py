@@ -1,8 +1,9 @@
 """How messages become memories.
 
 A memory is what search returns: the text of one message (or of a part of a
-long one) with who said it and when, ``[8 May 2023] Caroline: ...``, so that
-both a reader and a model know. Two more things are made for search, neither
+long one) with who said it and when, which search and the prompt show as
+``[8 May 2023] Caroline: ...`` (:func:`memory_text`), so that both a reader and
+a model know. Two more things are made for search, neither
 shown to anyone:
 
 - the pieces that are embedded: ``Name: text`` without the date, split at
@@ -23,7 +24,7 @@ from datetime import date
 
 from attrs import frozen
 
-from memoryd.core.model import MemoryDraft, StoredMessage
+from memoryd.core.model import Memory, MemoryDraft, StoredMessage
 
 #: Roles whose text becomes memories. System prompts and tool traffic are stored, not recalled.
 MEMORY_ROLES = frozenset({"user", "assistant"})
@@ -63,18 +64,13 @@ def spoken_date(day: date) -> str:
     return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
 
 
-def memory_text(message: StoredMessage, text: str) -> str:
-    """The text of a memory: ``[8 May 2023] Caroline: text`` (the date in UTC)."""
-    return f"[{spoken_date(message.said_at.date())}] {speaker(message)}: {text}"
+def memory_text(memory: Memory) -> str:
+    """A memory as search returns it and the model reads it: ``[8 May 2023] Caroline: text``.
 
-
-_MEMORY_TEXT = re.compile(r"\[(\d{1,2} [A-Z][a-z]+ \d{4})\] ([^:\n]{1,255}): (.*)", re.DOTALL)
-
-
-def parse_memory_text(text: str) -> tuple[str, str] | None:
-    """The speaker and the words of a memory's text, if it is in :func:`memory_text`'s form."""
-    match = _MEMORY_TEXT.fullmatch(text.strip())
-    return (match.group(2).strip(), match.group(3)) if match else None
+    The date is the day it was said, in UTC; without a speaker, ``[8 May 2023] text``.
+    """
+    said = f"[{spoken_date(memory.said_at.date())}]"
+    return f"{said} {memory.speaker}: {memory.text}" if memory.speaker else f"{said} {memory.text}"
 
 
 def split_text(text: str, max_chars: int) -> list[str]:
@@ -165,7 +161,8 @@ def build_memories(
         for part in split_text(texts[i], policy.max_chars):
             drafts.append(
                 MemoryDraft(
-                    text=memory_text(message, part),
+                    text=part,
+                    speaker=speaker(message),
                     embed_texts=tuple(
                         f"{speaker(message)}: {piece}"
                         for piece in embed_pieces(part, policy.piece_words)

@@ -141,7 +141,7 @@ class Conversation:
 class MemoryDraft:
     """What the memory builder makes of messages, before it has an id or vector."""
 
-    #: The text that search returns and the model sees (speaker and date included).
+    #: The words of the memory: what was said (a message, or a part of a long one).
     text: str
     #: The pieces that are embedded; the memory scores the best of them.
     embed_texts: tuple[str, ...]
@@ -150,15 +150,23 @@ class MemoryDraft:
     said_at: datetime
     #: Neighbouring turns, searched by the keyword side with a lower weight.
     keyword_context: str = ""
+    #: Who said it: the message's ``name``, else its role.
+    speaker: str = ""
 
 
 @frozen
 class Memory:
-    """A searchable memory: text that came from one or more messages."""
+    """A searchable memory: text that came from one or more messages.
+
+    ``text`` holds the words only; who said them and when are ``speaker`` and
+    ``said_at``. ``memoryd.core.memories.memory_text`` renders the three as
+    search returns them and the model reads them.
+    """
 
     id: str
     tenant_id: str
     conversation_id: str
+    #: The words: what was said (a message, or a part of a long one).
     text: str
     positions: tuple[int, ...]
     said_at: datetime
@@ -168,6 +176,8 @@ class Memory:
     updated_at: datetime | None = None
     #: The scope of the conversation it came from (see ``Conversation.scope``).
     scope: Scope = ()
+    #: Who said it: the message's ``name``, else its role ("" if unknown).
+    speaker: str = ""
 
     @property
     def document(self) -> DocumentKey:
@@ -247,10 +257,17 @@ class Caller:
 
 
 @frozen
-class Annotation:
-    """A memory cited by a chat answer, in the shape the chat stream sends."""
+class Citation:
+    """The core's record of a memory cited by a chat answer.
+
+    One per document (conversation) the answer was given: its best memory's id
+    and similarity, the text quoted, what the conversation's metadata says of it,
+    and when it was made and last changed. The HTTP edge renders it as the
+    spec's annotation JSON; storage keeps it with the thread.
+    """
 
     similarity: float
+    #: The id of the cited (best) memory.
     id: str
     content: str
     type: str
@@ -258,12 +275,12 @@ class Annotation:
     title: str
     description: str
     og_image: str
-    created_at: str
-    updated_at: str
+    created_at: datetime | None = field(validator=_aware)
+    updated_at: datetime | None = field(validator=_aware)
     #: The cited conversation was deleted: the text is gone, the id stays.
     forgotten: bool = False
 
-    def forget(self) -> Annotation:
+    def forget(self) -> Citation:
         """This citation without what it quoted: the id, similarity, type and times stay.
 
         The url, title, description and image go too, as they come from the
@@ -281,7 +298,7 @@ ChatRole: TypeAlias = Literal["user", "assistant", "system"]
 class ThreadMessage:
     role: ChatRole
     content: str
-    annotations: tuple[Annotation, ...] = ()
+    annotations: tuple[Citation, ...] = ()
     created_at: datetime | None = None
 
 

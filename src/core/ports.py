@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 from attrs import field, frozen
 
@@ -182,7 +182,7 @@ class IndexQuery:
     text: str
     #: How many candidates each side returns.
     k: int
-    #: The keyword side's result, if the caller already ran it (``keyword_search``);
+    #: The keyword side's result, if the caller already ran it (``KeywordFirstIndex``);
     #: None: the index runs it on ``text``.
     keyword_hits: tuple[KeywordHit, ...] | None = None
     #: Whether each candidate should carry its piece vectors (``Candidate.vectors``),
@@ -263,15 +263,6 @@ class MemoryIndex(Protocol):
         """Raise ``StoreUnavailable`` unless the index can answer searches."""
         ...
 
-    async def keyword_search(
-        self, memory_filter: MemoryFilter, text: str, k: int
-    ) -> tuple[KeywordHit, ...]:
-        """The keyword side alone: up to ``k`` hits that pass the filter, best first.
-
-        It needs no query vector, so a caller may run it while the query is embedded.
-        """
-        ...
-
     async def search(self, query: IndexQuery) -> list[Candidate]:
         """Up to ``query.k`` dense and ``query.k`` keyword candidates that pass the filter."""
         ...
@@ -280,8 +271,29 @@ class MemoryIndex(Protocol):
         """The memories with these ids, in the given order (missing ones left out)."""
         ...
 
-    def generation(self, tenant_id: str) -> int:
-        """A number that changes whenever the tenant's memories change (for caches)."""
+    async def generation(self, tenant_id: str) -> int:
+        """A number that changes whenever the tenant's memories change (for caches).
+
+        It must change for every change of the tenant's memories that a search
+        through this index could see, whichever process made it: a backend
+        shared by several servers keeps it where they all read it.
+        """
+        ...
+
+
+@runtime_checkable
+class KeywordFirstIndex(Protocol):
+    """An optional capability of a ``MemoryIndex``: the keyword side run on its own.
+
+    An index that has it lets the search run the keyword side while the query
+    is embedded, and hand the hits to ``search`` (``IndexQuery.keyword_hits``).
+    An index without it runs both sides in ``search``.
+    """
+
+    async def keyword_search(
+        self, memory_filter: MemoryFilter, text: str, k: int
+    ) -> tuple[KeywordHit, ...]:
+        """The keyword side alone: up to ``k`` hits that pass the filter, best first."""
         ...
 
 
@@ -326,14 +338,14 @@ class ThreadStore(Protocol):
         """Append messages durably, in order.
 
         An annotation citing a memory the tenant no longer has (it was deleted
-        while the answer streamed) is stored forgotten (``Annotation.forget``).
+        while the answer streamed) is stored forgotten (``Citation.forget``).
         """
         ...
 
     async def forget_citations(self, tenant_id: str, memory_ids: Sequence[str]) -> int:
         """Forget the stored annotations that cite these memories; return how many changed.
 
-        Each becomes ``Annotation.forget()``: the id stays, the cited text goes.
+        Each becomes ``Citation.forget()``: the id stays, the cited text goes.
         It finds them through an index of cited memory ids, not by reading every thread.
         """
         ...
@@ -420,6 +432,9 @@ class ChatTurn:
 
     role: Literal["system", "user", "assistant"]
     content: str
+    #: The memories this turn's ``content`` lists (the system turn's context block), in
+    #: order: a model that works on the memories themselves reads them here.
+    memories: tuple[Memory, ...] = ()
 
 
 #: Why an answer ended, in the AI SDK's words: ``stop`` (the model was done),
@@ -465,8 +480,8 @@ class ChatModel(Protocol):
     ) -> AsyncIterator[str | Completed]:
         """Yield the answer's text as it is written, then one ``Completed``.
 
-        ``turns`` is the whole prompt; the memories are in its system turn
-        (``memoryd.core.prompt.prompt_memories`` reads them back). Raises
+        ``turns`` is the whole prompt; the memories are in its system turn, as
+        text and as values (``ChatTurn.memories``). Raises
         ``ModelUnavailable``.
         """
         ...

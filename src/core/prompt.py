@@ -22,16 +22,17 @@ chat template, and the answer's priming ``REPLY_OVERHEAD``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from attrs import evolve, frozen
 
 from memoryd.core.errors import ConfigurationError, InvalidPrompt
+from memoryd.core.memories import memory_text
 from memoryd.core.model import (
-    Annotation,
+    Citation,
     ContentPart,
     DocumentKey,
+    Memory,
     Message,
     ScoredMemory,
     ThreadMessage,
@@ -116,7 +117,7 @@ class _Parts:
 
     def turns(self) -> tuple[ChatTurn, ...]:
         return (
-            ChatTurn("system", system_text(self.instructions, self.memories, self.attachments)),
+            system_turn(self.instructions, self.memories, self.attachments),
             *self.history,
             ChatTurn("user", self.question),
         )
@@ -124,21 +125,21 @@ class _Parts:
 
 def memory_line(memory: ScoredMemory) -> str:
     """How one memory reads in the context block: ``- [8 May 2023] Caroline: ...``."""
-    return "- " + " ".join(memory.memory.text.split())
+    return "- " + " ".join(memory_text(memory.memory).split())
 
 
-def prompt_memories(turns: Sequence[ChatTurn]) -> list[str]:
-    """The memories a prompt gives the model, as its system turn lists them, in order.
+def prompt_memories(turns: Sequence[ChatTurn]) -> tuple[Memory, ...]:
+    """The memories a prompt gives the model, in the order its system turn lists them."""
+    return next((t.memories for t in turns if t.role == "system"), ())
 
-    Each is its ``memory_line`` without the leading ``- ``. A chat model that
-    works on the memories themselves (the extractive one) reads them here.
-    """
-    system = next((t.content for t in turns if t.role == "system"), "")
-    for section in system.split("\n\n"):
-        header, *lines = section.split("\n")
-        if header == MEMORIES_HEADER:
-            return [line[2:] for line in lines if line.startswith("- ")]
-    return []
+
+def system_turn(instructions: str, memories: Sequence[ScoredMemory], attachments: str) -> ChatTurn:
+    """The system turn: its text (``system_text``) and the memories it lists, as values."""
+    return ChatTurn(
+        "system",
+        system_text(instructions, memories, attachments),
+        memories=tuple(m.memory for m in memories),
+    )
 
 
 def system_text(instructions: str, memories: Sequence[ScoredMemory], attachments: str) -> str:
@@ -348,21 +349,22 @@ def _title(text: str, limit: int = 80) -> str:
 # --- what the answer cites ----------------------------------------------------------------------
 
 
-def annotations_for(memories: Sequence[ScoredMemory]) -> list[Annotation]:
-    """One annotation per document (conversation) of ``memories``, the most relevant first.
+def citations_for(memories: Sequence[ScoredMemory]) -> list[Citation]:
+    """One citation per document (conversation) of ``memories``, the most relevant first.
 
     ``content`` is that document's memories in the prompt, one per line; ``id``
     and ``similarity`` are its best memory's. The conversation's metadata may
     give ``url``, ``title`` (default: the conversationId), ``description`` and
-    ``ogImage``.
+    ``ogImage``. ``created_at`` is the memory's (else when it was said),
+    ``updated_at`` its last change (else ``created_at``).
     """
     groups: dict[DocumentKey, list[ScoredMemory]] = {}
     for found in memories:
         groups.setdefault(found.memory.document, []).append(found)
-    return [_annotation(group) for group in groups.values()]
+    return [_citation(group) for group in groups.values()]
 
 
-def _annotation(group: Sequence[ScoredMemory]) -> Annotation:
+def _citation(group: Sequence[ScoredMemory]) -> Citation:
     best = group[0].memory
     meta = best.metadata
 
@@ -371,19 +373,15 @@ def _annotation(group: Sequence[ScoredMemory]) -> Annotation:
         return value if isinstance(value, str) else default
 
     created = best.created_at or best.said_at
-    return Annotation(
+    return Citation(
         similarity=group[0].similarity,
         id=best.id,
-        content="\n".join(found.memory.text for found in group),
+        content="\n".join(memory_text(found.memory) for found in group),
         type="conversation",
         url=text("url"),
         title=text("title", best.conversation_id),
         description=text("description"),
         og_image=text("ogImage"),
-        created_at=_iso(created),
-        updated_at=_iso(best.updated_at or created),
+        created_at=created,
+        updated_at=best.updated_at or created,
     )
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -18,6 +18,7 @@ from memoryd.core.ports import (
     Candidate,
     Embedder,
     IndexQuery,
+    KeywordFirstIndex,
     KeywordHit,
     MemoryIndex,
     RerankCandidate,
@@ -179,7 +180,7 @@ class SearchService:
             request.limit,
             request.threshold,
             request.rerank and bool(self.rerankers),
-            self.index.generation(caller.tenant_id),
+            await self.index.generation(caller.tenant_id),
         )
         cached = self.cache.get(key)
         if cached is not None:
@@ -192,10 +193,12 @@ class SearchService:
         self, memory_filter: MemoryFilter, request: SearchRequest
     ) -> list[ScoredMemory]:
         k = max(self.fusion.candidates, request.limit)
-        hits: tuple[KeywordHit, ...] = ()
-        if self.fusion.keyword_weight > 0:
+        # () : no keyword side; None: the index runs it in ``search``.
+        hits: tuple[KeywordHit, ...] | None = () if self.fusion.keyword_weight <= 0 else None
+        index = self.index
+        if hits is None and isinstance(index, KeywordFirstIndex):
             # The keyword side needs no vector: it runs while the query is embedded.
-            keyword = asyncio.ensure_future(self.index.keyword_search(memory_filter, request.q, k))
+            keyword = asyncio.ensure_future(index.keyword_search(memory_filter, request.q, k))
             try:
                 vector = await self.embedder.embed_query(request.q)
                 hits = await keyword

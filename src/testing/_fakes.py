@@ -498,7 +498,7 @@ class InMemoryIndex:
             if m in self.memories and self.memories[m].tenant_id == tenant_id
         ]
 
-    def generation(self, tenant_id: str) -> int:
+    async def generation(self, tenant_id: str) -> int:
         return self.generations.get(tenant_id, 0)
 
 

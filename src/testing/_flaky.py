@@ -57,8 +57,8 @@ class FlakyIndex:
         found: list[Memory] = await self.inner.fetch(tenant_id, memory_ids)
         return found
 
-    def generation(self, tenant_id: str) -> int:
-        return int(self.inner.generation(tenant_id))
+    async def generation(self, tenant_id: str) -> int:
+        return int(await self.inner.generation(tenant_id))
 
     def __getattr__(self, name: str) -> Any:
         # What the inner index offers beyond the port (size, total, close...).

@@ -32,7 +32,7 @@ from memoryd.core.errors import QuotaExceeded
 from memoryd.core.filters import Condition, MemoryFilter
 from memoryd.core.indexer import Indexer
 from memoryd.core.model import (
-    Annotation,
+    Citation,
     Conversation,
     Memory,
     Message,
@@ -396,10 +396,10 @@ async def test_contract_quota_is_atomic(open_backend: OpenBackend) -> None:
         assert found.used_tokens == 10
 
 
-def _annotation(memory_id: str) -> Annotation:
-    return Annotation(
+def _citation(memory_id: str) -> Citation:
+    return Citation(
         similarity=0.9, id=memory_id, content="quoted text", type="memory", url="", title="",
-        description="", og_image="", created_at="", updated_at="",
+        description="", og_image="", created_at=T0, updated_at=T0 + timedelta(hours=1),
     )  # fmt: skip
 
 
@@ -409,11 +409,12 @@ async def test_contract_threads(open_backend: OpenBackend) -> None:
         threads = backend.threads
         thread = Thread(id="t1", tenant_id="acme", title="trip", created_at=T0, updated_at=T0)
         await threads.create_thread(thread)
-        answer = ThreadMessage("assistant", "see [1]", annotations=(_annotation("m1"),))
+        answer = ThreadMessage("assistant", "see [1]", annotations=(_citation("m1"),))
         await threads.append_messages("acme", "t1", [ThreadMessage("user", "hi"), answer])
         got = await threads.get_thread("acme", "t1")
         assert got is not None
         assert [m.content for m in got.messages] == ["hi", "see [1]"]
+        assert got.messages[1].annotations == answer.annotations
         assert await threads.get_thread("globex", "t1") is None
         assert [t.id for t in await threads.list_threads("acme", limit=10, offset=0)] == ["t1"]
 
@@ -424,6 +425,7 @@ async def test_contract_threads(open_backend: OpenBackend) -> None:
         assert cited.forgotten
         assert cited.id == "m1"
         assert cited.content != "quoted text"
+        assert (cited.created_at, cited.updated_at) == (T0, T0 + timedelta(hours=1))
         assert await threads.delete_thread("acme", "t1")
         assert await threads.get_thread("acme", "t1") is None
 

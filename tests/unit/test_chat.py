@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 
 import pytest
 from attrs import define, field
@@ -20,7 +21,7 @@ from memoryd.core.chat import (
 )
 from memoryd.core.errors import InvalidPrompt, NotFound
 from memoryd.core.ingest import IngestRequest, IngestService
-from memoryd.core.model import Caller, ContentPart, Message
+from memoryd.core.model import Caller, Citation, ContentPart, Message
 from memoryd.core.ports import ChatTurn
 from memoryd.core.prompt import plan_turns
 from memoryd.core.retrieval import SearchService
@@ -75,7 +76,9 @@ async def test_an_answer_streams_start_annotations_text_then_finish(
     cited = annotations.items[0]
     assert cited.type == "conversation"
     assert cited.content == "[1 January 2025] user: We are going to Lisbon in May"
-    assert cited.created_at == "2025-01-01T00:00:00Z"
+    # The core cites with datetimes; the HTTP edge writes them on the wire.
+    assert isinstance(cited, Citation)
+    assert cited.created_at == cited.updated_at == datetime(2025, 1, 1, tzinfo=UTC)
     assert 0.4 < cited.similarity <= 1.0
     assert [e.text for e in events if isinstance(e, TextDelta)] == ["You are going ", "to Lisbon."]
     finish = events[-1]

@@ -61,7 +61,8 @@ async def index_of(*memories: tuple[str, str, float]) -> InMemoryIndex:
             id=memory_id,
             tenant_id=TENANT,
             conversation_id=conversation,
-            text=f"[1 January 2024] user: memory {memory_id}",
+            text=f"memory {memory_id}",
+            speaker="user",
             positions=(0,),
             said_at=datetime(2024, 1, 1, tzinfo=UTC),
             metadata={"url": f"https://notes.example/{conversation}"}

@@ -67,7 +67,14 @@ def test_everything_fits_in_order() -> None:
     system, *middle, question = prompt.turns
     assert system.role == "system"
     assert system.content.startswith("Be helpful.\n\nMemories (")
-    assert system.content.endswith("\n- " + " ".join(["m1"] * 10) + "\n- " + " ".join(["m2"] * 10))
+    assert system.content.endswith(
+        "\n- [1 January 2024] "
+        + " ".join(["m1"] * 10)
+        + "\n- [1 January 2024] "
+        + " ".join(["m2"] * 10)
+    )
+    # The memories go with the turn as values too, in the order it lists them.
+    assert [m.id for m in system.memories] == ["m1", "m2"]
     assert middle == history(2)
     assert question == ChatTurn("user", "What now?")
     assert prompt.memories == (memory(1), memory(2))

@@ -52,7 +52,7 @@ class World:
 
     async def texts(self, q: str) -> list[str]:
         found = await self.search.search(CALLER, SearchRequest(q=q, limit=50))
-        return sorted(r.memory.text.split(": ", 1)[1] for r in found)
+        return sorted(r.memory.text for r in found)
 
 
 def request(*texts: str) -> IngestRequest:

@@ -148,7 +148,7 @@ async def test_a_tag_limited_key_writes_its_own_conversation_of_an_id_used_elsew
     assert admins.container_tags == ("secret",)
     assert store.conversations[("t1", ("a",), "c1")].container_tags == ("a",)
     # Neither conversation's memories took on the other's tags.
-    by_text = {m.text.split(": ", 1)[1]: m for m in index.memories.values()}
+    by_text = {m.text: m for m in index.memories.values()}
     assert (by_text["x"].container_tags, by_text["x"].scope) == (("secret",), ())
     assert (by_text["y"].container_tags, by_text["y"].scope) == (("a",), ("a",))
     # The same key writing again updates its own one; the admin's is untouched.

@@ -9,10 +9,10 @@ from memoryd.core.memories import (
     build_memories,
     context_updates,
     embed_pieces,
-    parse_memory_text,
+    memory_text,
     split_text,
 )
-from memoryd.core.model import ContentPart, Message, StoredMessage
+from memoryd.core.model import ContentPart, Memory, Message, StoredMessage
 
 T = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
 
@@ -24,14 +24,17 @@ def stored(*items: tuple[str, str, str | None]) -> list[StoredMessage]:
     ]
 
 
-def test_memory_text_has_date_and_speaker() -> None:
+def test_a_memory_keeps_its_words_and_speaker_apart_and_shows_them_with_its_date() -> None:
     drafts = build_memories(
         stored(("user", "I went hiking", "Caroline")), start=0, policy=MemoryPolicy()
     )
-    assert drafts[0].text == "[8 May 2023] Caroline: I went hiking"
+    assert (drafts[0].text, drafts[0].speaker) == ("I went hiking", "Caroline")
     assert drafts[0].positions == (0,)
-    assert parse_memory_text(drafts[0].text) == ("Caroline", "I went hiking")
-    assert parse_memory_text("no speaker here") is None
+    memory = Memory("m", "t", "c", drafts[0].text, (0,), drafts[0].said_at, speaker="Caroline")
+    assert memory_text(memory) == "[8 May 2023] Caroline: I went hiking"
+    # The date is the day in UTC; a memory without a speaker shows the date alone.
+    late = datetime(2023, 5, 8, 23, 30, tzinfo=UTC).astimezone()
+    assert memory_text(Memory("m", "t", "c", "words", (0,), late)) == "[8 May 2023] words"
 
 
 def test_embedded_pieces_carry_the_speaker_but_not_the_date() -> None:
@@ -90,7 +93,7 @@ def test_role_is_the_speaker_without_a_name_and_system_is_skipped() -> None:
     drafts = build_memories(
         stored(("system", "be nice", None), ("user", "hi", None)), start=0, policy=MemoryPolicy()
     )
-    assert [d.text for d in drafts] == ["[8 May 2023] user: hi"]
+    assert [(d.speaker, d.text) for d in drafts] == [("user", "hi")]
     assert drafts[0].keyword_context == ""  # the system prompt is no context
 
 

@@ -9,7 +9,7 @@ from memoryd.core.conversations import ConversationService
 from memoryd.core.errors import NotFound, ValidationFailed
 from memoryd.core.ingest import IngestRequest, IngestService
 from memoryd.core.model import Caller, Message, ScoredMemory
-from memoryd.core.prompt import annotations_for
+from memoryd.core.prompt import citations_for
 from memoryd.core.retrieval import ContextRule, SearchRequest, SearchService, select_context
 from memoryd.testing import FixedClock, InMemoryIndex, InMemoryStore, ScriptedChatModel, WordCounter
 
@@ -194,7 +194,7 @@ async def test_memories_of_two_conversations_sharing_an_id_are_two_documents(
     await remember(ingest, BOB, "x", "bob flies to Lisbon")
     found = [ScoredMemory(m, 0.9, 0.9) for m in index.memories.values()]
     assert len(select_context(found, ContextRule())) == 2
-    cited = annotations_for(found)
+    cited = citations_for(found)
     assert sorted(a.content.split(": ")[1] for a in cited) == [
         "alice flies to Lisbon",
         "bob flies to Lisbon",

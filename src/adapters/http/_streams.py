@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
+from memoryd.adapters.http._converter import iso
 from memoryd.core.chat import (
     Annotations,
     ChatEvent,
@@ -40,7 +41,7 @@ from memoryd.core.chat import (
     Start,
     TextDelta,
 )
-from memoryd.core.model import Annotation
+from memoryd.core.model import Citation
 
 log = logging.getLogger("memoryd.http")
 
@@ -54,19 +55,22 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def annotation(a: Annotation) -> dict[str, Any]:
-    """An annotation on the wire (and in a thread), in the spec's field order."""
+def annotation(c: Citation) -> dict[str, Any]:
+    """A citation as the spec's annotation JSON (stream and thread), in its field order.
+
+    Times are written by the API's one formatter (:func:`iso`: UTC, ``Z``).
+    """
     return {
-        "similarity": round(a.similarity, 6),
-        "id": a.id,
-        "content": a.content,
-        "type": a.type,
-        "url": a.url,
-        "title": a.title,
-        "description": a.description,
-        "ogImage": a.og_image,
-        "createdAt": a.created_at,
-        "updatedAt": a.updated_at,
+        "similarity": round(c.similarity, 6),
+        "id": c.id,
+        "content": c.content,
+        "type": c.type,
+        "url": c.url,
+        "title": c.title,
+        "description": c.description,
+        "ogImage": c.og_image,
+        "createdAt": iso(c.created_at),
+        "updatedAt": iso(c.updated_at),
     }
 
 

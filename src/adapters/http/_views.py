@@ -6,6 +6,7 @@ from typing import Any
 
 from memoryd.adapters.http._converter import iso
 from memoryd.core.ingest import IngestResult
+from memoryd.core.memories import memory_text
 from memoryd.core.model import ContentPart, Conversation, ScoredMemory, StoredMessage
 
 
@@ -68,7 +69,7 @@ def search_result(r: ScoredMemory) -> dict[str, Any]:
     m = r.memory
     return {
         "id": m.id,
-        "memory": m.text,
+        "memory": memory_text(m),
         "similarity": round(r.similarity, 6),
         "score": round(r.score, 6),
         "conversationId": m.conversation_id,

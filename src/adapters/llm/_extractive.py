@@ -2,8 +2,8 @@
 
 It needs nothing installed and runs anywhere, so it is the fallback when no
 model is available (``llm = "extractive"``). The answer lists the memories
-of the prompt's system turn (``memoryd.core.prompt.prompt_memories``), in
-their order, each with its date and speaker:
+of the prompt's system turn (``ChatTurn.memories``), in their order, each with
+its date and speaker:
 
     Here is what I remember:
     - On 8 May 2023, Caroline said: "I went to the LGBTQ support group yesterday."
@@ -17,12 +17,12 @@ boundary, and ends with an ellipsis when cut; it then finishes with
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncGenerator, Sequence
 
 from attrs import define
 
-from memoryd.core.memories import parse_memory_text
+from memoryd.core.memories import spoken_date
+from memoryd.core.model import Memory
 from memoryd.core.ports import ChatTurn, Completed
 from memoryd.core.prompt import prompt_memories
 
@@ -59,11 +59,11 @@ class ExtractiveChatModel:
 
 
 def answer_chunks(
-    memories: Sequence[str], *, max_chars: int, limit: int = 5
+    memories: Sequence[Memory], *, max_chars: int, limit: int = 5
 ) -> tuple[list[str], bool]:
     """The answer's chunks, and whether they were cut to ``max_chars`` (plus an ellipsis).
 
-    ``memories`` are the prompt's memory lines (``prompt_memories``).
+    ``memories`` are the prompt's memories (``prompt_memories``), in its order.
     """
     lines: list[str] = []
     seen: set[str] = set()
@@ -79,24 +79,13 @@ def answer_chunks(
     return kept, kept != chunks
 
 
-_DATED = re.compile(r"\[(\d{1,2} [A-Z][a-z]+ \d{4})\] (.*)", re.DOTALL)
-
-
-def quote(memory: str) -> str:
-    """One line of the answer: ``- On 8 May 2023, Caroline said: "..."``.
-
-    ``memory`` is a memory's line in the prompt: ``[8 May 2023] Caroline: ...``,
-    or ``[8 May 2023] ...`` without a speaker.
-    """
-    dated = _DATED.fullmatch(memory.strip())
-    if dated is None:
-        return f'- "{_flat(memory)}"'
-    when, rest = dated.groups()
-    parsed = parse_memory_text(memory)
-    if parsed:
-        who, text = parsed
-        return f'- On {when}, {_ROLES.get(who, who)} said: "{_flat(text)}"'
-    return f'- On {when}: "{_flat(rest)}"'
+def quote(memory: Memory) -> str:
+    """One line of the answer: ``- On 8 May 2023, Caroline said: "..."``."""
+    when = spoken_date(memory.said_at.date())
+    if memory.speaker:
+        who = _ROLES.get(memory.speaker, memory.speaker)
+        return f'- On {when}, {who} said: "{_flat(memory.text)}"'
+    return f'- On {when}: "{_flat(memory.text)}"'
 
 
 def _flat(text: str) -> str:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from memoryd.adapters.http._streams import UiMessageEncoder, data_stream_lines
 from memoryd.adapters.tokens import tiktoken_counter
-from memoryd.core.chat import Finish, TextDelta
+from memoryd.core.chat import Annotations, Finish, TextDelta
+from memoryd.core.model import Citation
 from memoryd.core.ports import Usage
 from memoryd.settings import Settings
 from tests.helpers import auth
@@ -208,3 +210,28 @@ def test_both_writers_put_the_models_finish_reason_and_usage_on_the_wire() -> No
         '{"type":"text-end","id":"text-1"}',
         '{"type":"finish","finishReason":"length"}',
     ]
+
+
+def test_a_citation_is_written_as_the_specs_annotation_with_the_apis_one_date_format() -> None:
+    """The core's datetimes, any offset, reach the wire as ``iso`` writes them: UTC, ``Z``."""
+    cited = Citation(
+        similarity=0.8765432,
+        id="m1",
+        content="[2 March 2024] Alice: café",
+        type="conversation",
+        url="https://example.org/trip",
+        title="trip",
+        description="",
+        og_image="",
+        created_at=datetime(2024, 3, 2, 10, 0, tzinfo=timezone(timedelta(hours=2))),
+        updated_at=datetime(2024, 3, 3, 8, 30, 0, 250000, tzinfo=UTC),
+    )
+    wire = (
+        '{"similarity":0.876543,"id":"m1","content":"[2 March 2024] Alice: café",'
+        '"type":"conversation","url":"https://example.org/trip","title":"trip",'
+        '"description":"","ogImage":"","createdAt":"2024-03-02T08:00:00Z",'
+        '"updatedAt":"2024-03-03T08:30:00.250000Z"}'
+    )
+    assert data_stream_lines(Annotations((cited,))) == f"8:[{wire}]\n".encode()
+    chunks = UiMessageEncoder().chunks(Annotations((cited,)))
+    assert [js(c) for c in chunks] == [f'{{"type":"data-annotations","data":[{wire}]}}']

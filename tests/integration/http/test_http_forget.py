@@ -103,7 +103,8 @@ async def test_forget_removes_the_cited_text_from_threads_and_every_table(
     assert b"nutmeg" not in await again.read()
     assert cache.hits == hits
 
-    # Every table the text was in: messages, memories (text and vectors), keyword rows,
+    # Every table the text was in: messages, memories (the store's and the index's, with
+    # their vectors), keyword rows,
     # and the annotations stored in threads.
     database = sqlite3.connect(next(settings.data_dir.glob("*.sqlite3")))
     try:
@@ -111,7 +112,8 @@ async def test_forget_removes_the_cited_text_from_threads_and_every_table(
             "SELECT count(*) FROM conversations",
             "SELECT count(*) FROM messages",
             "SELECT count(*) FROM memories",
-            "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH 'nutmeg OR bechamel'",
+            "SELECT count(*) FROM index_memories",
+            "SELECT count(*) FROM index_fts WHERE index_fts MATCH 'nutmeg OR bechamel'",
             "SELECT count(*) FROM thread_messages WHERE annotations LIKE '%nutmeg%'",
             "SELECT count(*) FROM thread_citations",
         ):

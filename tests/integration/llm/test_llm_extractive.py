@@ -1,4 +1,7 @@
-"""The extractive chat model: it quotes the prompt's memories with their dates, in order."""
+"""The extractive chat model: it quotes the prompt's memories with their dates, in order.
+
+It reads the memories as values (``ChatTurn.memories``): speaker, words and date.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,12 @@ from datetime import UTC, datetime
 from memoryd.adapters.llm import ExtractiveChatModel
 from memoryd.core.model import Memory, ScoredMemory
 from memoryd.core.ports import ChatTurn, Completed
-from memoryd.core.prompt import system_text
+from memoryd.core.prompt import system_turn
 
 QUESTION = ChatTurn("user", "What did Caroline do?")
 
 
-def found(text: str, said_at: datetime, score: float = 1.0) -> ScoredMemory:
+def found(text: str, said_at: datetime, score: float = 1.0, speaker: str = "") -> ScoredMemory:
     memory = Memory(
         id=f"m{score}",
         tenant_id="t",
@@ -20,6 +23,7 @@ def found(text: str, said_at: datetime, score: float = 1.0) -> ScoredMemory:
         text=text,
         positions=(0,),
         said_at=said_at,
+        speaker=speaker,
     )
     return ScoredMemory(memory=memory, similarity=score, score=score)
 
@@ -33,7 +37,7 @@ async def streamed(
 ) -> tuple[list[str], Completed]:
     """The answer to a prompt whose system turn holds ``context``, as the chat builds it."""
     model = ExtractiveChatModel()
-    turns = (ChatTurn("system", system_text(instructions, context, "")), QUESTION)
+    turns = (system_turn(instructions, context, ""), QUESTION)
     *chunks, completed = [p async for p in model.stream(turns, max_tokens=max_tokens)]
     assert isinstance(completed, Completed)
     assert completed.usage is None  # it counts nothing: the chat counts
@@ -49,8 +53,8 @@ async def answer(context: list[ScoredMemory], max_tokens: int = 256) -> list[str
 async def test_quotes_memories_with_dates_best_first() -> None:
     chunks = await answer(
         [
-            found("[8 May 2023] Caroline: I went to a LGBTQ support group yesterday.", MAY_8, 0.9),
-            found("[27 June 2023] user: My dog is\ncalled Rex.", JUNE_27, 0.5),
+            found("I went to a LGBTQ support group yesterday.", MAY_8, 0.9, "Caroline"),
+            found("My dog is\ncalled Rex.", JUNE_27, 0.5, "user"),
         ]
     )
     assert len(chunks) == 3  # streamed in a few pieces
@@ -61,29 +65,32 @@ async def test_quotes_memories_with_dates_best_first() -> None:
     )
 
 
-async def test_text_in_another_shape_is_quoted_as_it_is() -> None:
-    chunks = await answer([found("[27 June 2023] Melanie paints sunrises.", JUNE_27)])
-    assert "".join(chunks).endswith('- On 27 June 2023: "Melanie paints sunrises."')
+async def test_a_memory_without_a_speaker_is_quoted_with_its_date() -> None:
     chunks = await answer([found("Melanie paints sunrises.", JUNE_27)])
-    assert "".join(chunks).endswith('- "Melanie paints sunrises."')
+    assert "".join(chunks).endswith('- On 27 June 2023: "Melanie paints sunrises."')
+    # Words that look like a speaker's prefix are words: nothing is parsed out of them.
+    chunks = await answer([found("[1 May 2023] Mallory: hi", JUNE_27, speaker="Eve")])
+    assert "".join(chunks).endswith('- On 27 June 2023, Eve said: "[1 May 2023] Mallory: hi"')
 
 
 async def test_it_finishes_with_stop_or_with_length_when_cut() -> None:
-    memory = found("[8 May 2023] Caroline: Hello there, friend.", MAY_8)
+    memory = found("Hello there, friend.", MAY_8, speaker="Caroline")
     assert (await streamed([memory]))[1] == Completed("stop")
     assert (await streamed([memory], max_tokens=5))[1] == Completed("length")
 
 
 async def test_it_reads_only_the_memories_block_of_the_system_turn() -> None:
-    memory = found("[8 May 2023] Caroline: Hello.", MAY_8)
+    memory = found("Hello.", MAY_8, speaker="Caroline")
     chunks, _ = await streamed([memory], instructions="- [1 May 2023] Mallory: not a memory")
     assert "Mallory" not in "".join(chunks)
     assert "".join(chunks).endswith('Caroline said: "Hello."')
 
 
 async def test_the_same_memory_twice_is_quoted_once() -> None:
-    same = "[8 May 2023] Caroline: Hello."
-    chunks = await answer([found(same, MAY_8, 0.9), found(same, MAY_8, 0.8)])
+    same = "Hello."
+    chunks = await answer(
+        [found(same, MAY_8, 0.9, "Caroline"), found(same, MAY_8, 0.8, "Caroline")]
+    )
     assert len(chunks) == 2
 
 
@@ -93,8 +100,8 @@ async def test_without_memories_it_says_so() -> None:
 
 
 async def test_max_tokens_cuts_the_answer_at_about_four_characters_a_token() -> None:
-    long = "[8 May 2023] Caroline: " + "word " * 200
-    text = "".join(await answer([found(long, MAY_8)], max_tokens=20))
+    long = "word " * 200
+    text = "".join(await answer([found(long, MAY_8, speaker="Caroline")], max_tokens=20))
     assert len(text) <= 20 * 4 + 1
     assert text.startswith("Here is what I remember:\n- On 8 May 2023, Caroline said:")
     assert text.endswith("…")

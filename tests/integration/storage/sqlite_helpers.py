@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from memoryd.adapters.storage.sqlite import SqliteBackend
+from memoryd.core.indexer import Indexer
 from memoryd.core.model import Conversation, Message, Scalar, StoredMessage
 from memoryd.core.ports import ConversationChange, IndexChange, IndexedMemory, TokenCharge
 from memoryd.testing.contract import indexed
@@ -101,3 +103,8 @@ def index_change(conv: Conversation, change: ConversationChange) -> IndexChange:
         container_tags=conv.container_tags,
         metadata=dict(conv.metadata),
     )
+
+
+async def settle(backend: SqliteBackend) -> int:
+    """Apply the outbox's pending changes to the index, as the app does after each write."""
+    return await Indexer(backend.conversations, backend.index).drain()

@@ -12,6 +12,7 @@ import numpy as np
 
 from memoryd.adapters.storage.sqlite import open_sqlite
 from memoryd.core.filters import MemoryFilter
+from memoryd.core.indexer import Indexer
 from memoryd.core.model import Message
 from memoryd.core.ports import IndexQuery
 from tests.integration.storage.sqlite_helpers import (
@@ -72,6 +73,9 @@ def test_committed_writes_survive_kill_9(tmp_path: Path) -> None:
             conv = await backend.conversations.get_conversation("acme", "c1")
             assert conv is not None
             assert conv.messages[0].message.text == "remember me"
+            # Killed before its index learnt of it: the outbox entry is replayed at start.
+            assert backend.index.size("acme") == 0
+            assert await Indexer(backend.conversations, backend.index).replay() == 1
             assert backend.index.size("acme") == 1
             found = await backend.index.search(
                 IndexQuery(MemoryFilter("acme"), np.ones(DIM), "remember", k=5)

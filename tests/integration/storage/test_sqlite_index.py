@@ -219,13 +219,13 @@ async def test_removed_memories_leave_vectors_and_keywords(backend: SqliteBacken
     change = created(conv, items)
     await backend.conversations.commit(change)
     await backend.index.apply(index_change(conv, change))
-    generation = backend.index.generation("acme")
+    generation = await backend.index.generation("acme")
 
     removal = ConversationChange("replaced", conv, MESSAGES, (), ("m1", "m3"))
     await backend.conversations.commit(removal)
     await backend.index.apply(index_change(conv, removal))
 
-    assert backend.index.generation("acme") != generation
+    assert await backend.index.generation("acme") != generation
     for i in (1, 3):
         found = await backend.index.search(
             IndexQuery(MemoryFilter("acme"), items[i].vectors[0], f"unique phrase zebra{i}", k=10)

@@ -9,7 +9,7 @@ import attrs
 import numpy as np
 
 from memoryd.adapters.storage.sqlite import SqliteBackend, open_sqlite
-from memoryd.adapters.storage.sqlite._schema import MIGRATIONS, SCHEMA_VERSION, _statements
+from memoryd.adapters.storage.sqlite._schema import MIGRATIONS, SCHEMA_VERSION, run_steps
 from memoryd.core.filters import MemoryFilter
 from memoryd.core.model import Message
 from memoryd.core.ports import IndexChange, IndexQuery, KeywordHit
@@ -20,6 +20,7 @@ from tests.integration.storage.sqlite_helpers import (
     created,
     index_change,
     memory,
+    settle,
     stored,
     unit,
 )
@@ -64,6 +65,8 @@ async def test_appended_turns_update_the_following_context(backend: SqliteBacken
         context_updates=((0, "Did you bring the kayak?"),),
     )
     await backend.conversations.commit(appended)
+    assert await keyword(backend, "kayak") == []  # the index learns of it from the outbox
+    await settle(backend)
     assert await keyword(backend, "kayak") == ["m0"]
 
 
@@ -140,8 +143,7 @@ async def test_a_version_1_file_is_migrated_and_its_memories_stay_searchable(
     # A file as memoryd wrote it at version 1, with one memory.
     db_path.parent.mkdir(parents=True)
     with sqlite3.connect(db_path) as conn:
-        for statement in _statements(MIGRATIONS[0]):
-            conn.execute(statement)
+        run_steps(conn, MIGRATIONS[0])
         conn.execute("PRAGMA user_version = 1")
         conn.executemany(
             "INSERT INTO meta (key, value) VALUES (?, ?)",
@@ -167,7 +169,7 @@ async def test_a_version_1_file_is_migrated_and_its_memories_stay_searchable(
     finally:
         await migrated.close()
     with sqlite3.connect(db_path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
 
 
 async def test_the_keyword_side_runs_alone_and_its_hits_feed_the_search(

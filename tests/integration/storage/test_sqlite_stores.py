@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -14,7 +15,7 @@ from memoryd.adapters.storage.sqlite import SqliteBackend, open_sqlite
 from memoryd.adapters.storage.sqlite._schema import SCHEMA_VERSION
 from memoryd.core.errors import ConfigurationError, NotFound, QuotaExceeded, StoreUnavailable
 from memoryd.core.filters import MemoryFilter
-from memoryd.core.model import Annotation, ContentPart, Message, Thread, ThreadMessage
+from memoryd.core.model import Citation, ContentPart, Message, Thread, ThreadMessage
 from memoryd.core.ports import ConversationChange, IndexQuery, TokenCharge
 from tests.integration.storage.sqlite_helpers import (
     DIM,
@@ -23,6 +24,7 @@ from tests.integration.storage.sqlite_helpers import (
     conversation,
     created,
     memory,
+    settle,
     stored,
     unit,
 )
@@ -94,6 +96,7 @@ async def test_appended_replaced_and_unchanged(backend: SqliteBackend) -> None:
     assert got.container_tags == ("b",)
     assert got.metadata == {"k": 2}
     assert len(got.messages) == 3
+    await settle(backend)
     fetched = await backend.index.fetch("acme", ["m1", "m2"])
     assert [(m.container_tags, dict(m.metadata)) for m in fetched] == [(("b",), {"k": 2})] * 2
 
@@ -107,6 +110,8 @@ async def test_appended_replaced_and_unchanged(backend: SqliteBackend) -> None:
     assert got is not None
     assert [m.message.text for m in got.messages] == ["edited"]
     assert await backend.conversations.memory_ids("acme", "c1") == ("m3",)
+    await settle(backend)
+    assert await backend.index.fetch("acme", ["m1", "m2"]) == []
     (m3_stored,) = await backend.index.fetch("acme", ["m3"])
     # Added memories take on the conversation's tags and metadata too.
     assert m3_stored.container_tags == ("b",)
@@ -118,6 +123,8 @@ async def test_memories_round_trip_through_fetch(backend: SqliteBackend) -> None
     conv = conversation("acme", "c1", stored([Message.from_text("user", "x")]), tags=("t",))
     item = memory("acme", "c1", "m1", "[2023-05-08] user: x", unit(RNG), tags=("t",), said_at=said)
     await backend.conversations.commit(created(conv, [item]))
+    assert await backend.index.fetch("acme", ["m1"]) == []  # not yet applied
+    assert await settle(backend) == 1
 
     (got,) = await backend.index.fetch("acme", ["m1"])
 
@@ -202,7 +209,7 @@ async def test_threads(backend: SqliteBackend) -> None:
     # The memory the answer cites (a citation of a missing memory is stored forgotten).
     conv = conversation("acme", "c1", stored([Message.from_text("user", "hi")]))
     await backend.conversations.commit(created(conv, [memory("acme", "c1", "m1", "hi", unit(RNG))]))
-    annotation = Annotation(
+    annotation = Citation(
         similarity=0.87,
         id="m1",
         content="[2023-05-08] Caroline: hi",
@@ -211,8 +218,8 @@ async def test_threads(backend: SqliteBackend) -> None:
         title="c1",
         description="",
         og_image="",
-        created_at="2023-05-08T00:00:00Z",
-        updated_at="2023-05-08T00:00:00Z",
+        created_at=datetime(2023, 5, 8, tzinfo=UTC),
+        updated_at=datetime(2023, 5, 8, 9, 30, tzinfo=timezone(timedelta(hours=2))),
     )
     old = Thread(id="t1", tenant_id="acme", title="first", created_at=T0, updated_at=T0)
     new = Thread(
@@ -255,6 +262,57 @@ async def test_threads(backend: SqliteBackend) -> None:
     assert await backend.threads.delete_thread("acme", "t1") is False
     assert await backend.threads.get_thread("acme", "t1") is None
     assert await backend.threads.get_thread("globex", "t1") is not None
+
+
+#: A thread message's annotations as stored before citations held datetimes: their
+#: times as the API wrote them (UTC, ``Z``), under the keys that are still written.
+OLD_ANNOTATIONS = (
+    '[{"similarity":0.87,"id":"m1","content":"[2023-05-08] Caroline: hi","type":"conversation",'
+    '"url":"https://example.org/c1","title":"c1","description":"","og_image":"",'
+    '"created_at":"2023-05-08T00:00:00Z","updated_at":"2023-05-09T10:30:00.250000Z",'
+    '"forgotten":false}]'
+)
+
+
+async def test_a_citation_stored_by_the_old_format_reads_back(
+    backend: SqliteBackend, db_path: Path
+) -> None:
+    conv = conversation("acme", "c1", stored([Message.from_text("user", "hi")]))
+    await backend.conversations.commit(created(conv, [memory("acme", "c1", "m1", "hi", unit(RNG))]))
+    await backend.threads.create_thread(Thread(id="t1", tenant_id="acme", created_at=T0))
+    fresh = Citation(
+        similarity=0.87,
+        id="m1",
+        content="[2023-05-08] Caroline: hi",
+        type="conversation",
+        url="https://example.org/c1",
+        title="c1",
+        description="",
+        og_image="",
+        created_at=datetime(2023, 5, 8, tzinfo=UTC),
+        updated_at=datetime(2023, 5, 9, 10, 30, 0, 250000, tzinfo=UTC),
+    )
+    await backend.threads.append_messages(
+        "acme", "t1", [ThreadMessage("assistant", "You said hi.", (fresh,), created_at=T0)]
+    )
+    with sqlite3.connect(db_path) as conn:
+        (written,) = conn.execute("SELECT annotations FROM thread_messages").fetchone()
+        # The stored shape is stable: the same keys, in the same order, times as ISO text.
+        keys = [list(a) for a in json.loads(OLD_ANNOTATIONS)]
+        assert [list(a) for a in json.loads(written)] == keys
+        conn.execute("UPDATE thread_messages SET annotations = ?", (OLD_ANNOTATIONS,))
+
+    got = await backend.threads.get_thread("acme", "t1")
+    assert got is not None
+    (cited,) = got.messages[0].annotations
+    assert cited == fresh
+    assert cited.created_at is not None
+    assert cited.created_at.tzinfo is not None
+    # Forgetting rewrites an old row too; its times stay.
+    assert await backend.threads.forget_citations("acme", ["m1"]) == 1
+    got = await backend.threads.get_thread("acme", "t1")
+    assert got is not None
+    assert got.messages[0].annotations == (fresh.forget(),)
 
 
 async def test_file_settings(backend: SqliteBackend, db_path: Path) -> None:

@@ -13,7 +13,6 @@ import sqlite3
 from collections.abc import Sequence
 
 from memoryd.adapters.storage.sqlite import _codec as codec
-from memoryd.core.model import Annotation
 
 #: Host parameters per statement, well under SQLite's limit.
 _CHUNK = 500
@@ -50,10 +49,10 @@ def _forget_in_message(conn: sqlite3.Connection, thread: int, seq: int, gone: se
     ).fetchone()
     if row is None:
         return 0
-    annotations = [Annotation(**a) for a in codec.loads(row[0])]
-    changed = sum(1 for a in annotations if a.id in gone and not a.forgotten)
+    citations = [codec.citation_from_json(a) for a in codec.loads(row[0])]
+    changed = sum(1 for c in citations if c.id in gone and not c.forgotten)
     if changed:
-        kept = [a.forget() if a.id in gone and not a.forgotten else a for a in annotations]
+        kept = [c.forget() if c.id in gone and not c.forgotten else c for c in citations]
         conn.execute(
             "UPDATE thread_messages SET annotations = ? WHERE thread = ? AND seq = ?",
             (codec.annotations_json(kept), thread, seq),

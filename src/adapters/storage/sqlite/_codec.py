@@ -8,23 +8,26 @@ what filters compare. JSON is compact and keeps keys in order.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
 from memoryd.core.model import (
-    Annotation,
+    Citation,
     ContentPart,
     Memory,
     Message,
     Scalar,
+    Scope,
     StoredMessage,
     ThreadMessage,
 )
+
+T = TypeVar("T")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -87,6 +90,39 @@ def vectors_blob(vectors: Any, dimension: int | None) -> bytes:
     return unit_rows(vectors, dimension).tobytes()
 
 
+# --- statements and keys -------------------------------------------------------------------------
+
+#: Host parameters per statement, well under SQLite's limit.
+CHUNK = 500
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def scope_text(scope: Scope) -> str:
+    """A scope as stored: '' when empty, else its tags (sorted, distinct) as JSON."""
+    return tags_json(sorted(set(scope))) if scope else ""
+
+
+def scope_from_text(text: str) -> Scope:
+    return tuple(loads(text)) if text else ()
+
+
+def document_key(scope: str, conversation_id: str) -> str:
+    """One conversation of a tenant, as the in-memory index names it: stored scope and id.
+
+    The stored scope is '' or JSON (which never holds a NUL), so the first NUL
+    always ends it: no two conversations share a key.
+    """
+    return f"{scope}\x00{conversation_id}"
+
+
 # --- messages ------------------------------------------------------------------------------------
 
 
@@ -137,15 +173,16 @@ def message_from_row(row: Sequence[Any]) -> StoredMessage:
 
 # --- memories ------------------------------------------------------------------------------------
 
+#: The columns of a memory, in ``memories`` (the store's) and ``index_memories`` (the index's).
 MEMORY_COLUMNS = (
     "id, tenant_id, conversation_id, text, positions, said_at_us, tags, metadata, "
-    "created_at, updated_at, scope"
+    "created_at, updated_at, scope, speaker"
 )
 
 
 def memory_from_row(row: Sequence[Any]) -> Memory:
     mid, tenant, conversation_id, text, positions, said_at, tags, metadata = row[:8]
-    created, updated, scope = row[8:]
+    created, updated, scope, speaker = row[8:]
     return Memory(
         id=mid,
         tenant_id=tenant,
@@ -159,14 +196,39 @@ def memory_from_row(row: Sequence[Any]) -> Memory:
         updated_at=from_text(updated),
         # The conversation's scope: '' (empty) or its tags as JSON.
         scope=tuple(loads(scope)) if scope else (),
+        speaker=speaker,
     )
 
 
 # --- threads -------------------------------------------------------------------------------------
 
 
-def annotations_json(annotations: Sequence[Annotation]) -> str:
-    return dumps([attrs.asdict(a) for a in annotations])
+def annotations_json(citations: Sequence[Citation]) -> str:
+    """A thread message's citations as stored: one object per citation, keyed by field.
+
+    Times are ISO 8601 text with their offset, as everywhere in this store.
+    """
+    return dumps([attrs.asdict(c, value_serializer=_json_time) for c in citations])
+
+
+def _json_time(_inst: object, _field: object, value: Any) -> Any:
+    return to_text(value) if isinstance(value, datetime) else value
+
+
+def citation_from_json(value: Mapping[str, Any]) -> Citation:
+    """A stored citation, as :func:`annotations_json` writes it or as older rows hold it.
+
+    Rows written before citations held datetimes keep their times as the API
+    wrote them (``2024-05-08T13:56:00Z``) under the same keys; both read back.
+    """
+    times = {key: _stored_time(value.get(key)) for key in ("created_at", "updated_at")}
+    return Citation(**(dict(value) | times))
+
+
+def _stored_time(value: str | None) -> datetime | None:
+    # An empty string was never a time (some old fixtures wrote one): no time.
+    parsed = from_text(value or None)
+    return parsed if parsed is None or parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def thread_message_from_row(row: Sequence[Any]) -> ThreadMessage:
@@ -174,6 +236,6 @@ def thread_message_from_row(row: Sequence[Any]) -> ThreadMessage:
     return ThreadMessage(
         role=role,
         content=content,
-        annotations=tuple(Annotation(**a) for a in loads(annotations)),
+        annotations=tuple(citation_from_json(a) for a in loads(annotations)),
         created_at=from_text(created_at),
     )

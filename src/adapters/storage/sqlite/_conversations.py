@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -12,6 +12,7 @@ from attrs import define
 from memoryd.adapters.storage.sqlite import _codec as codec
 from memoryd.adapters.storage.sqlite import _outbox as outbox
 from memoryd.adapters.storage.sqlite._citations import forget_cited
+from memoryd.adapters.storage.sqlite._codec import chunks, marks, scope_from_text, scope_text
 from memoryd.adapters.storage.sqlite._db import Database, transaction
 from memoryd.core.indexer import deletion, index_change
 from memoryd.core.model import Conversation, Scope
@@ -25,37 +26,6 @@ from memoryd.core.ports import (
 from memoryd.core.quota import check_quota
 
 T = TypeVar("T")
-
-#: Host parameters per statement, well under SQLite's limit.
-CHUNK = 500
-
-
-def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def marks(n: int) -> str:
-    return ",".join("?" * n)
-
-
-def scope_text(scope: Scope) -> str:
-    """A scope as stored: '' when empty, else its tags (sorted, distinct) as JSON."""
-    return codec.tags_json(sorted(set(scope))) if scope else ""
-
-
-def scope_from_text(text: str) -> Scope:
-    return tuple(codec.loads(text)) if text else ()
-
-
-def document_key(scope: str, conversation_id: str) -> str:
-    """One conversation of a tenant, as the in-memory index names it: stored scope and id.
-
-    The stored scope is '' or JSON (which never holds a NUL), so the first NUL
-    always ends it: no two conversations share a key.
-    """
-    return f"{scope}\x00{conversation_id}"
-
 
 #: A full key's look-up across scopes: the empty scope's, else the newest.
 _ANY_SCOPE = " ORDER BY scope != '', updated_at DESC, rowid DESC LIMIT 1"
@@ -152,9 +122,9 @@ class SqliteConversationStore:
         """Delete the conversation, its messages and memories; return the memory ids.
 
         ``scope=None`` deletes the conversations of that id in every scope.
-        The memories' keyword rows go with them (FTS5 triggers), and so does the
-        text that stored thread annotations quote of them (kept as forgotten
-        citations), all in one transaction.
+        The text that stored thread annotations quote of them goes too (kept as
+        forgotten citations), in the same transaction; the index learns of the
+        deletion from the outbox entry recorded with it.
         """
         where = "tenant_id = ? AND conversation_id = ?"
         params: tuple[str, ...] = (tenant_id, conversation_id)
@@ -309,6 +279,8 @@ def _write_change(conn: sqlite3.Connection, change: ConversationChange, dim: int
             (codec.message_row(rowid, m) for m in change.new_messages),
         )
 
+    # A replacing edit forgets what threads quote of the memories it removes, as a delete does.
+    forget_cited(conn, conv.tenant_id, change.removed_memory_ids)
     for ids in chunks(change.removed_memory_ids):
         conn.execute(
             # Only "?" placeholders are formatted in; the ids are bound parameters.
@@ -329,8 +301,8 @@ def _write_change(conn: sqlite3.Connection, change: ConversationChange, dim: int
     )
     conn.executemany(
         "INSERT INTO memories (id, tenant_id, conversation, conversation_id, said_at_us, tags,"
-        " metadata, vector, positions, created_at, updated_at, text, context, scope)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " metadata, vector, positions, created_at, updated_at, text, context, scope, speaker)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             _memory_row(rowid, item, tags=tags, metadata=metadata, scope=scope, dim=dim)
             for item in change.added
@@ -363,4 +335,5 @@ def _memory_row(
         memory.text,
         item.keyword_context,
         scope,
+        memory.speaker,
     )

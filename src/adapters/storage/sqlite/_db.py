@@ -157,6 +157,23 @@ def transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[sqlite3.Co
     conn.execute("COMMIT")
 
 
+@contextlib.contextmanager
+def redoable_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction that commits without an fsync of its own (``synchronous = NORMAL``).
+
+    In WAL mode it survives a crash of the process, and the next ``FULL``
+    commit syncs it with the log; a power loss may lose it, and nothing
+    written after it. Only for writes that are redone if lost: the index's
+    (from the outbox) and the marks of outbox entries applied.
+    """
+    conn.execute("PRAGMA synchronous = NORMAL")
+    try:
+        with transaction(conn, write=True):
+            yield conn
+    finally:
+        conn.execute("PRAGMA synchronous = FULL")
+
+
 def _identity(path: Path) -> tuple[int, int] | None:
     try:
         st = os.stat(path)

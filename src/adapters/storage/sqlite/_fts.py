@@ -57,8 +57,8 @@ def quote(text: str) -> str:
 
 
 def words_expression(words: Sequence[str]) -> str:
-    """``{text context} : ("w1" OR "w2")``: the words, in the memory or its neighbours."""
-    return "{text context} : (" + " OR ".join(quote(w) for w in words) + ")"
+    """``{searched context} : ("w1" OR "w2")``: the words, in the memory or its neighbours."""
+    return "{searched context} : (" + " OR ".join(quote(w) for w in words) + ")"
 
 
 def scope_expression(tenant_id: str | None, tags: Sequence[str]) -> str:
@@ -135,7 +135,7 @@ class TermPlanner:
             f"{scope} AND {words_expression([word])}" if scope else words_expression([word])
         )
         (count,) = conn.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ? LIMIT ?)",
+            "SELECT count(*) FROM (SELECT 1 FROM index_fts WHERE index_fts MATCH ? LIMIT ?)",
             (expression, cap),
         ).fetchone()
         with self._lock:
@@ -188,4 +188,4 @@ def keyword_hits(
 
 
 #: Rowids, not memory ids: the index maps them in memory (a join costs ~5 us a row).
-_RANKED = "SELECT rowid, rank FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rank LIMIT ?"
+_RANKED = "SELECT rowid, rank FROM index_fts WHERE index_fts MATCH ? ORDER BY rank LIMIT ?"

@@ -1,7 +1,9 @@
 """MemoryIndex: in-memory vectors and filters per tenant, FTS5 for keywords.
 
-The SQLite file is the source of truth; this is its searchable view, rebuilt
-from the file at open. Dense search is an exact cosine scan over the rows
+The index keeps its own tables in the SQLite file (``index_memories`` and its
+FTS5 index ``index_fts``), written only from the ``IndexChange`` values it is
+applied: it never reads the store's tables. The in-memory view is loaded from
+``index_memories`` at open. Dense search is an exact cosine scan over the rows
 that pass the filter (the filter is applied inside the scan: the scan only
 reads the passing rows), with a sign-bits prefilter for large tenants. The
 keyword side is FTS5's bm25, restricted to the tenant in the MATCH and to the
@@ -20,20 +22,16 @@ from functools import partial
 from typing import Any, TypeVar
 
 from memoryd.adapters.storage.sqlite import _codec as codec
-from memoryd.adapters.storage.sqlite._conversations import (
-    chunks,
-    document_key,
-    marks,
-    scope_text,
-)
-from memoryd.adapters.storage.sqlite._db import Database, transaction
+from memoryd.adapters.storage.sqlite._codec import chunks, document_key, marks, scope_text
+from memoryd.adapters.storage.sqlite._db import Database, redoable_transaction
 from memoryd.adapters.storage.sqlite._fts import KEYWORD_BUDGET, TermPlanner, keyword_hits
 from memoryd.adapters.storage.sqlite._scan import F32, Idx, as_query, pin_blas_threads
 from memoryd.adapters.storage.sqlite._tenant import DEFAULT_TUNING, ScanTuning, TenantIndex
 from memoryd.core.errors import ConfigurationError, StoreUnavailable
 from memoryd.core.filters import MemoryFilter
+from memoryd.core.memories import memory_text
 from memoryd.core.model import Memory
-from memoryd.core.ports import Candidate, IndexChange, IndexQuery, KeywordHit
+from memoryd.core.ports import Candidate, IndexChange, IndexedMemory, IndexQuery, KeywordHit
 
 T = TypeVar("T")
 
@@ -82,14 +80,14 @@ class SqliteMemoryIndex:
         try:
             # One row per embedded piece: a memory's blob holds its pieces' vectors.
             for tenant_id, size in conn.execute(
-                "SELECT tenant_id, sum(length(vector)) FROM memories GROUP BY tenant_id"
+                "SELECT tenant_id, sum(length(vector)) FROM index_memories GROUP BY tenant_id"
             ):
                 pieces = int(size) // (4 * self.dimension)
                 tenants[tenant_id] = self._new_tenant(capacity=_next_power_of_two(pieces))
             loader = _Loader(tenants, self.dimension, str(self.db.path))
             cursor = conn.execute(
                 "SELECT tenant_id, id, conversation_id, said_at_us, tags, metadata, vector,"
-                " rowid, scope FROM memories"
+                " rowid, scope FROM index_memories"
             )
             while rows := cursor.fetchmany(_REBUILD_BATCH):
                 loader.load(rows)
@@ -138,10 +136,9 @@ class SqliteMemoryIndex:
     # --- MemoryIndex -----------------------------------------------------------------------------
 
     async def apply(self, change: IndexChange) -> None:
-        """Make a committed change searchable."""
+        """Make a committed change searchable: the index's rows first, then its memory."""
+        rowids = await self.db.write(partial(_write, change, self.dimension))
         if self.loaded:
-            added = [item.memory.id for item in change.added]
-            rowids = await self.db.read(partial(_rowids, added)) if added else {}
             await self._run(self._apply, change, rowids)
         with self._lock:
             self._generations[change.tenant_id] = self._generations.get(change.tenant_id, 0) + 1
@@ -158,37 +155,40 @@ class SqliteMemoryIndex:
                 tenant.remove(memory_id)
             for item in change.added:
                 memory = item.memory
-                rowid = rowids.get(memory.id)
-                if rowid is None:  # deleted since it was committed: its removal follows
-                    continue
                 tenant.add(
                     memory_id=memory.id,
-                    rowid=rowid,
+                    rowid=rowids[memory.id],
                     conversation_id=document_key(scope, memory.conversation_id),
                     vectors=codec.unit_rows(item.vectors, self.dimension),
                     said_at_us=codec.to_micros(memory.said_at),
                     tags=memory.container_tags,
                     metadata=memory.metadata,
                 )
-            tenant.retag(
-                document_key(scope, change.conversation_id), change.container_tags, change.metadata
-            )
+            if change.container_tags is not None and change.metadata is not None:
+                tenant.retag(
+                    document_key(scope, change.conversation_id),
+                    change.container_tags,
+                    change.metadata,
+                )
             tenant.quantise_if_large()
 
     async def clear(self, tenant_id: str | None = None) -> None:
-        """Forget the tenant's memories (None: every tenant's, and rebuild the FTS5 index).
+        """Forget the tenant's memories (None: every tenant's), rows and keywords.
 
         A cleared index is a loaded one: the changes applied next are searchable.
         """
         if self._closed:
             raise StoreUnavailable()
-        if tenant_id is None:
 
-            def rebuild(conn: sqlite3.Connection) -> None:
-                with transaction(conn, write=True):
-                    conn.execute("INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')")
+        def forget(conn: sqlite3.Connection) -> None:
+            with redoable_transaction(conn):
+                if tenant_id is None:
+                    conn.execute("DELETE FROM index_memories")
+                    conn.execute("INSERT INTO index_fts (index_fts) VALUES ('rebuild')")
+                else:
+                    conn.execute("DELETE FROM index_memories WHERE tenant_id = ?", (tenant_id,))
 
-            await self.db.write(rebuild)
+        await self.db.write(forget)
         with self._lock:
             cleared = list(self._tenants) if tenant_id is None else [tenant_id]
             for tenant in cleared:
@@ -202,7 +202,7 @@ class SqliteMemoryIndex:
             raise StoreUnavailable()
 
         def probe(conn: sqlite3.Connection) -> None:
-            conn.execute("SELECT count(*) FROM (SELECT 1 FROM memories_fts LIMIT 1)").fetchone()
+            conn.execute("SELECT count(*) FROM (SELECT 1 FROM index_fts LIMIT 1)").fetchone()
 
         await self.db.read(probe)
 
@@ -377,7 +377,7 @@ class SqliteMemoryIndex:
                         # Constant columns and "?" placeholders; the ids are parameters.
                         # "+tenant_id" keeps the planner on the unique index of id: on
                         # (tenant_id, conversation_id) it would read all the tenant's rows.
-                        f"SELECT {codec.MEMORY_COLUMNS} FROM memories"  # noqa: S608
+                        f"SELECT {codec.MEMORY_COLUMNS} FROM index_memories"  # noqa: S608
                         f" WHERE +tenant_id = ? AND id IN ({marks(len(part))})",
                         (tenant_id, *part),
                     ):
@@ -390,7 +390,7 @@ class SqliteMemoryIndex:
         found = await self.db.read(run)
         return [found[mid] for mid in memory_ids if mid in found]
 
-    def generation(self, tenant_id: str) -> int:
+    async def generation(self, tenant_id: str) -> int:
         """Changes on every apply to the tenant (for the search cache)."""
         return self._generations.get(tenant_id, 0)
 
@@ -465,13 +465,76 @@ class _Loader:
             )
 
 
-def _rowids(memory_ids: Sequence[str], conn: sqlite3.Connection) -> dict[str, int]:
-    """The SQLite rowids of these memories (those still in the file)."""
-    found: dict[str, int] = {}
-    for ids in chunks(memory_ids):
-        sql = f"SELECT id, rowid FROM memories WHERE id IN ({marks(len(ids))})"  # noqa: S608
-        found.update(conn.execute(sql, ids))
-    return found
+def _write(change: IndexChange, dimension: int, conn: sqlite3.Connection) -> dict[str, int]:
+    """Write the change to the index's tables; the rowid of each added memory.
+
+    Redoable (the outbox applies it again if it is lost), so not fsynced. Adding
+    a memory the index has updates its row in place (it keeps its rowid).
+    """
+    tenant, cid, scope = change.tenant_id, change.conversation_id, scope_text(change.scope)
+    conversation = "tenant_id = ? AND conversation_id = ? AND scope = ?"
+    rowids: dict[str, int] = {}
+    with redoable_transaction(conn):
+        for ids in chunks(change.removed_memory_ids):
+            conn.execute(
+                # Only "?" placeholders are formatted in; the ids are bound parameters.
+                f"DELETE FROM index_memories WHERE +tenant_id = ? AND id IN ({marks(len(ids))})",  # noqa: S608
+                (tenant, *ids),
+            )
+        for item in change.added:
+            (rowid,) = conn.execute(_UPSERT, _row(item, scope, dimension)).fetchone()
+            rowids[item.memory.id] = int(rowid)
+        # Then every memory of the conversation (the added ones too) takes on its tags.
+        if change.container_tags is not None and change.metadata is not None:
+            tags = codec.tags_json(change.container_tags)
+            metadata = codec.metadata_json(change.metadata)
+            conn.execute(
+                f"UPDATE index_memories SET tags = ?, metadata = ? WHERE {conversation}"  # noqa: S608
+                " AND (tags IS NOT ? OR metadata IS NOT ?)",
+                (tags, metadata, tenant, cid, scope, tags, metadata),
+            )
+        conn.executemany(
+            f"UPDATE index_memories SET context = ? WHERE {conversation} AND positions = ?",  # noqa: S608
+            (
+                (context, tenant, cid, scope, codec.dumps([position]))
+                for position, context in change.context_updates
+            ),
+        )
+    return rowids
+
+
+_COLUMNS = (
+    "id, tenant_id, conversation_id, scope, said_at_us, tags, metadata, vector, positions,"
+    " created_at, updated_at, speaker, text, searched, context"
+)
+_UPSERT = (
+    f"INSERT INTO index_memories ({_COLUMNS}) VALUES ({marks(15)})"  # noqa: S608 - constant
+    " ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.replace(" ", "").split(",")[1:])
+    + " RETURNING rowid"
+)
+
+
+def _row(item: IndexedMemory, scope: str, dimension: int) -> tuple[Any, ...]:
+    memory = item.memory
+    return (
+        memory.id,
+        memory.tenant_id,
+        memory.conversation_id,
+        scope,
+        codec.to_micros(memory.said_at),
+        codec.tags_json(memory.container_tags),
+        codec.metadata_json(memory.metadata),
+        codec.vectors_blob(item.vectors, dimension),
+        codec.dumps(list(memory.positions)),
+        codec.to_text(memory.created_at),
+        codec.to_text(memory.updated_at),
+        memory.speaker,
+        memory.text,
+        # What the keyword side matches: the memory as search shows it.
+        memory_text(memory),
+        item.keyword_context,
+    )
 
 
 def _next_power_of_two(n: int) -> int:

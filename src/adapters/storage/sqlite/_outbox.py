@@ -1,8 +1,8 @@
 """The outbox: the index changes a commit or a delete records in its own transaction.
 
 An entry keeps ids, tags, metadata and keyword contexts (JSON); the added
-memories are read back from ``memories`` when the entry is read, so a memory
-deleted since is simply not there (its removal is a later entry).
+memories are read back from the store's ``memories`` when the entry is read,
+so a memory deleted since is simply not there (its removal is a later entry).
 """
 
 from __future__ import annotations
@@ -14,13 +14,8 @@ from typing import Any
 import numpy as np
 
 from memoryd.adapters.storage.sqlite import _codec as codec
-from memoryd.adapters.storage.sqlite._db import transaction
-from memoryd.core.model import Scope
+from memoryd.adapters.storage.sqlite._db import redoable_transaction, transaction
 from memoryd.core.ports import IndexChange, IndexedMemory, PendingChange
-
-
-def _scope_text(scope: Scope) -> str:
-    return codec.tags_json(sorted(set(scope))) if scope else ""
 
 
 def record(conn: sqlite3.Connection, change: IndexChange) -> None:
@@ -34,7 +29,12 @@ def record(conn: sqlite3.Connection, change: IndexChange) -> None:
     }
     conn.execute(
         "INSERT INTO outbox (tenant_id, conversation_id, scope, change) VALUES (?, ?, ?, ?)",
-        (change.tenant_id, change.conversation_id, _scope_text(change.scope), codec.dumps(body)),
+        (
+            change.tenant_id,
+            change.conversation_id,
+            codec.scope_text(change.scope),
+            codec.dumps(body),
+        ),
     )
 
 
@@ -106,24 +106,11 @@ def _from_row(row: Sequence[Any], dimension: int | None) -> IndexedMemory:
 
 
 def mark_applied(conn: sqlite3.Connection, seqs: Sequence[int]) -> None:
-    """Delete these entries (not fsynced: a lost delete only means one more, idempotent, apply).
-
-    ``synchronous = NORMAL`` for this one transaction: in WAL mode the next
-    ``FULL`` commit syncs the log with this one in it.
-    """
+    """Delete these entries (not fsynced: a lost delete only means one more, idempotent, apply)."""
     if not seqs:
         return
-    conn.execute("PRAGMA synchronous = NORMAL")
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany("DELETE FROM outbox WHERE seq = ?", ((s,) for s in seqs))
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    finally:
-        conn.execute("PRAGMA synchronous = FULL")
+    with redoable_transaction(conn):
+        conn.executemany("DELETE FROM outbox WHERE seq = ?", ((s,) for s in seqs))
 
 
 def max_seq(conn: sqlite3.Connection) -> int:

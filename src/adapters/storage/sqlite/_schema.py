@@ -6,8 +6,11 @@ its own transaction. Never edit a released migration: append a new one.
 
 from __future__ import annotations
 
+import re
 import sqlite3
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 from memoryd.core.errors import ConfigurationError
 
@@ -232,8 +235,106 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_by_conversation ON outbox (tenant_id, conversation_id, seq);
 """
 
-#: Every migration, in order. ``user_version`` is how many have run.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# Version 5: the search index keeps its own tables, and a memory its speaker.
+#
+# - ``memories`` (the store's) gains ``speaker``, and ``text`` keeps only the words:
+#   ``[8 May 2023] Caroline: words`` becomes speaker ``Caroline`` and text ``words``
+#   (the one place that reads that form back: ``_split_speakers``, for rows written
+#   before; a text not in that form is kept whole, with no speaker).
+# - ``index_memories`` is the index's copy of what it searches and returns, written
+#   only from the ``IndexChange`` values it is given (``SqliteMemoryIndex.apply``):
+#   the memory, its piece vectors, its keyword context, and ``searched``, the text
+#   the keyword side matches (as search shows it, speaker and date included). The
+#   store's triggers and its FTS5 table go; ``index_fts`` indexes ``index_memories``.
+#   Rows keep their rowids, which the keyword index returns.
+_V5_BEFORE = """
+ALTER TABLE memories ADD COLUMN speaker TEXT NOT NULL DEFAULT '';
+DROP TRIGGER memories_fts_insert;
+DROP TRIGGER memories_fts_delete;
+DROP TRIGGER memories_fts_update;
+DROP TABLE memories_fts;
+CREATE TABLE index_memories (
+    rowid           INTEGER PRIMARY KEY,
+    id              TEXT NOT NULL UNIQUE,
+    tenant_id       TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    scope           TEXT NOT NULL,
+    said_at_us      INTEGER NOT NULL,
+    tags            TEXT NOT NULL,
+    metadata        TEXT NOT NULL,
+    vector          BLOB NOT NULL,
+    positions       TEXT NOT NULL,
+    created_at      TEXT,
+    updated_at      TEXT,
+    speaker         TEXT NOT NULL,
+    text            TEXT NOT NULL,
+    searched        TEXT NOT NULL,
+    context         TEXT NOT NULL
+);
+CREATE INDEX index_memories_by_conversation
+    ON index_memories (tenant_id, conversation_id, scope);
+INSERT INTO index_memories
+    (rowid, id, tenant_id, conversation_id, scope, said_at_us, tags, metadata, vector,
+     positions, created_at, updated_at, speaker, text, searched, context)
+SELECT rowid, id, tenant_id, conversation_id, scope, said_at_us, tags, metadata, vector,
+    positions, created_at, updated_at, '', text, text, context
+FROM memories;
+"""
+
+_V5_AFTER = """
+UPDATE index_memories SET
+    speaker = (SELECT m.speaker FROM memories AS m WHERE m.rowid = index_memories.rowid),
+    text = (SELECT m.text FROM memories AS m WHERE m.rowid = index_memories.rowid);
+CREATE VIRTUAL TABLE index_fts USING fts5 (
+    searched, context, tags, tenant_id,
+    content = 'index_memories', content_rowid = 'rowid',
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+INSERT INTO index_fts (index_fts, rank) VALUES ('rank', 'bm25(1.0, 0.35, 0.0, 0.0)');
+INSERT INTO index_fts (index_fts) VALUES ('rebuild');
+CREATE TRIGGER index_fts_insert AFTER INSERT ON index_memories BEGIN
+    INSERT INTO index_fts (rowid, searched, context, tags, tenant_id)
+    VALUES (new.rowid, new.searched, new.context, new.tags, new.tenant_id);
+END;
+CREATE TRIGGER index_fts_delete AFTER DELETE ON index_memories BEGIN
+    INSERT INTO index_fts (index_fts, rowid, searched, context, tags, tenant_id)
+    VALUES ('delete', old.rowid, old.searched, old.context, old.tags, old.tenant_id);
+END;
+CREATE TRIGGER index_fts_update
+AFTER UPDATE OF searched, context, tags, tenant_id ON index_memories BEGIN
+    INSERT INTO index_fts (index_fts, rowid, searched, context, tags, tenant_id)
+    VALUES ('delete', old.rowid, old.searched, old.context, old.tags, old.tenant_id);
+    INSERT INTO index_fts (rowid, searched, context, tags, tenant_id)
+    VALUES (new.rowid, new.searched, new.context, new.tags, new.tenant_id);
+END;
+"""
+
+_SPOKEN = re.compile(r"\[(\d{1,2} [A-Z][a-z]+ \d{4})\] ([^:\n]{1,255}): (.*)", re.DOTALL)
+
+
+def _split_speakers(conn: sqlite3.Connection) -> None:
+    """Rows written before version 5: ``[date] Speaker: words`` into speaker and words."""
+    cursor = conn.execute("SELECT rowid, text FROM memories")
+    while rows := cursor.fetchmany(2048):
+        updates = [
+            (match.group(2).strip(), match.group(3), rowid)
+            for rowid, text in rows
+            if (match := _SPOKEN.fullmatch(text.strip())) is not None
+        ]
+        conn.executemany("UPDATE memories SET speaker = ?, text = ? WHERE rowid = ?", updates)
+
+
+#: One step of a migration: SQL statements, or a function run in the migration's transaction.
+Step: TypeAlias = str | Callable[[sqlite3.Connection], None]
+
+#: Every migration, in order, each a sequence of steps. ``user_version`` is how many have run.
+MIGRATIONS: tuple[tuple[Step, ...], ...] = (
+    (_V1,),
+    (_V2,),
+    (_V3,),
+    (_V4,),
+    (_V5_BEFORE, _split_speakers, _V5_AFTER),
+)
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -269,8 +370,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             if version == SCHEMA_VERSION:
                 conn.execute("COMMIT")
                 return
-            for statement in _statements(MIGRATIONS[version]):
-                conn.execute(statement)
+            run_steps(conn, MIGRATIONS[version])
             broken = conn.execute("PRAGMA foreign_key_check").fetchall()
             if broken:
                 raise ConfigurationError(
@@ -284,6 +384,16 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+def run_steps(conn: sqlite3.Connection, steps: Sequence[Step]) -> None:
+    """Run a migration's steps in order (inside the caller's transaction)."""
+    for step in steps:
+        if isinstance(step, str):
+            for statement in _statements(step):
+                conn.execute(statement)
+        else:
+            step(conn)
 
 
 def _statements(script: str) -> list[str]:

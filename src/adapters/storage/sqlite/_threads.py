@@ -18,7 +18,7 @@ from attrs import define
 
 from memoryd.adapters.storage.sqlite import _codec as codec
 from memoryd.adapters.storage.sqlite._citations import forget_cited
-from memoryd.adapters.storage.sqlite._conversations import chunks, marks
+from memoryd.adapters.storage.sqlite._codec import chunks, marks
 from memoryd.adapters.storage.sqlite._db import Database, transaction
 from memoryd.core.errors import NotFound
 from memoryd.core.model import Thread, ThreadMessage
