@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
 
 from memoryd.core.errors import Forbidden
-from memoryd.core.filters import Condition
+from memoryd.core.filters import Condition, MemoryFilter
 from memoryd.core.ingest import IngestRequest, IngestService
 from memoryd.core.model import Caller, Memory, Message, ScoredMemory
-from memoryd.core.ports import Candidate
+from memoryd.core.ports import Candidate, IndexChange, IndexQuery, KeywordFirstIndex, KeywordHit
 from memoryd.core.retrieval import (
     ContextRule,
     FusionSettings,
@@ -20,7 +21,7 @@ from memoryd.core.retrieval import (
     scope,
     select_context,
 )
-from memoryd.testing import FakeEmbedder
+from memoryd.testing import FakeEmbedder, InMemoryIndex
 
 
 async def seed(ingest: IngestService, caller: Caller) -> None:
@@ -47,6 +48,65 @@ async def test_search_finds_best_first(
     results = await search.search(caller, SearchRequest(q="dog named Rex"))
     assert results[0].memory.conversation_id == "c1"
     assert results[0].similarity > results[-1].similarity
+
+
+class OneCallIndex:
+    """An index without the keyword-first capability: both sides run in ``search``."""
+
+    def __init__(self, inner: InMemoryIndex) -> None:
+        self.inner = inner
+        self.searches: list[IndexQuery] = []
+
+    async def apply(self, change: IndexChange) -> None:
+        await self.inner.apply(change)
+
+    async def clear(self, tenant_id: str | None = None) -> None:
+        await self.inner.clear(tenant_id)
+
+    async def check(self) -> None:
+        await self.inner.check()
+
+    async def search(self, query: IndexQuery) -> list[Candidate]:
+        self.searches.append(query)
+        return await self.inner.search(query)
+
+    async def fetch(self, tenant_id: str, memory_ids: Sequence[str]) -> list[Memory]:
+        return await self.inner.fetch(tenant_id, memory_ids)
+
+    async def generation(self, tenant_id: str) -> int:
+        return await self.inner.generation(tenant_id)
+
+
+class CountingIndex(InMemoryIndex):
+    keyword_calls = 0
+
+    async def keyword_search(
+        self, memory_filter: MemoryFilter, text: str, k: int
+    ) -> tuple[KeywordHit, ...]:
+        self.keyword_calls += 1
+        return await super().keyword_search(memory_filter, text, k)
+
+
+async def test_keyword_first_is_an_optional_capability_of_the_index(
+    ingest: IngestService, index: InMemoryIndex, embedder: FakeEmbedder, caller: Caller
+) -> None:
+    await seed(ingest, caller)
+    plain = OneCallIndex(index)
+    assert isinstance(index, KeywordFirstIndex)
+    assert not isinstance(plain, KeywordFirstIndex)
+    request = SearchRequest(q="dog named Rex")
+
+    ahead = await SearchService(index=index, embedder=embedder).search(caller, request)
+    in_one = await SearchService(index=plain, embedder=embedder).search(caller, request)
+
+    # The same results: without the capability, the index runs the keyword side itself.
+    assert [r.memory.id for r in in_one] == [r.memory.id for r in ahead]
+    assert [q.keyword_hits for q in plain.searches] == [None]
+    counting = CountingIndex(
+        memories=index.memories, vectors=index.vectors, contexts=index.contexts
+    )
+    await SearchService(index=counting, embedder=embedder).search(caller, request)
+    assert counting.keyword_calls == 1
 
 
 async def test_tags_and_metadata_filter(

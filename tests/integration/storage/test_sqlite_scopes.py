@@ -345,3 +345,24 @@ async def test_the_writer_keeps_foreign_keys_on_after_migrating(backend: SqliteB
         return int(conn.execute("PRAGMA foreign_keys").fetchone()[0])
 
     assert await backend._db.write(count) == 1
+
+
+async def test_a_replacing_edit_forgets_what_threads_quote_of_the_memories_it_removes(
+    backend: SqliteBackend,
+) -> None:
+    conv = scoped((), "x", scope=())
+    await write(backend, conv, [memory("acme", "c1", m, m, unit(RNG)) for m in ("m1", "m2")])
+    await backend.threads.create_thread(Thread(id="t", tenant_id="acme", created_at=T0))
+    cited = (cite("m1", "the old words"), cite("m2", "kept words"))
+    await backend.threads.append_messages("acme", "t", [ThreadMessage("assistant", "a", cited)])
+
+    edited = stored([Message.from_text("user", "new words")])
+    await backend.conversations.commit(
+        ConversationChange("replaced", attrs.evolve(conv, messages=edited), edited, (), ("m1",))
+    )
+
+    thread = await backend.threads.get_thread("acme", "t")
+    assert thread is not None
+    gone, kept = thread.messages[0].annotations
+    assert (gone.id, gone.forgotten, gone.content) == ("m1", True, "")
+    assert kept == cite("m2", "kept words")
