@@ -17,6 +17,7 @@ from attrs import define, field
 from memoryd.core.errors import ModelUnavailable, StoreUnavailable
 from memoryd.core.filters import MemoryFilter
 from memoryd.core.indexer import deletion, index_change
+from memoryd.core.memories import memory_text
 from memoryd.core.model import (
     ApiKey,
     Conversation,
@@ -456,10 +457,14 @@ class InMemoryIndex:
     async def keyword_search(
         self, memory_filter: MemoryFilter, text: str, k: int
     ) -> tuple[KeywordHit, ...]:
-        """Memories sharing words with ``text``, most shared words first."""
+        """Memories sharing words with ``text``, most shared first (their context's count less)."""
         words = set(_WORD.findall(text.lower()))
+
+        def shared(found: str) -> int:
+            return len(words & set(_WORD.findall(found.lower())))
+
         overlap = {
-            m.id: len(words & set(_WORD.findall(m.text.lower())))
+            m.id: shared(memory_text(m)) + 0.35 * shared(self.contexts.get(m.id, ""))
             for m in self.memories.values()
             if memory_filter.matches(m)
         }

@@ -100,6 +100,7 @@ def indexed(
     position: int = 0,
     scope: Scope = (),
     context: str = "",
+    speaker: str = "",
 ) -> IndexedMemory:
     """A memory with one vector, or with one per piece when ``vector`` is 2-D."""
     return IndexedMemory(
@@ -115,6 +116,7 @@ def indexed(
             created_at=T0,
             updated_at=T0,
             scope=scope,
+            speaker=speaker,
         ),
         vectors=np.atleast_2d(np.asarray(vector, np.float32)),
         keyword_context=context,
@@ -269,6 +271,16 @@ async def _dense(backend: StorageBackend, memory_filter: MemoryFilter, q: Any, k
     return [c.memory_id for c in dense]
 
 
+async def _keyword_ids(backend: StorageBackend, tenant: str, text: str) -> set[str]:
+    """The memories the keyword side finds for ``text`` (in the text or the keyword context)."""
+    q = np.zeros(DIMENSION, np.float32)
+    q[0] = 1.0
+    found = await backend.index.search(
+        IndexQuery(filter=MemoryFilter(tenant), vector=q, text=text, k=50)
+    )
+    return {c.memory_id for c in found if c.keyword_rank is not None}
+
+
 async def _ids(backend: StorageBackend, tenant: str, q: Any, k: int = 50) -> set[str]:
     return set(await _dense(backend, MemoryFilter(tenant), q, k))
 
@@ -282,7 +294,7 @@ async def test_contract_upsert_kinds(open_backend: OpenBackend) -> None:
     async with open_backend() as backend:
         first = _stored(["one", "two"])
         conv = _conversation("acme", "c1", first, tags=("red",))
-        a = indexed("acme", "c1", "m1", "one", q, tags=("red",))
+        a = indexed("acme", "c1", "m1", "one", q, tags=("red",), speaker="Caroline")
         b = indexed("acme", "c1", "m2", "two", unit(rng), tags=("red",), position=1)
         await _commit(backend, _change("created", conv, first, [a, b]))
         assert await backend.conversations.memory_ids("acme", "c1") == ("m1", "m2")
@@ -297,6 +309,10 @@ async def test_contract_upsert_kinds(open_backend: OpenBackend) -> None:
         assert found is not None
         assert [m.message.text for m in found.messages] == ["one", "two", "three"]
         assert await backend.conversations.memory_ids("acme", "c1") == ("m1", "m2", "m3")
+        # The earlier turn's new keyword context reached the index with the change.
+        assert await _keyword_ids(backend, "acme", "three") == {"m2", "m3"}
+        (m1,) = await backend.index.fetch("acme", ["m1"])
+        assert (m1.speaker, m1.text) == ("Caroline", "one")
 
         # Unchanged messages, new tags: every memory of the conversation takes them on.
         conv = _conversation("acme", "c1", first + more, tags=("blue",), metadata={"a": 1})
