@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from aiohttp import web
+from aiohttp import web, web_app
 
 from memoryd.adapters.http import openapi, routes_chat, routes_health, routes_memory
 from memoryd.adapters.http._auth import auth_middleware
@@ -44,4 +44,21 @@ def build_app(
     app.add_routes(routes_chat.routes)
     for table in extra_routes:
         app.add_routes(table)
+    app.on_cleanup.append(_forget_middleware_chains)
     return app
+
+
+async def _forget_middleware_chains(_: web.Application) -> None:
+    """Drop aiohttp's cached middleware chains, which keep the closed app (and its services).
+
+    aiohttp caches each handler wrapped in its apps' middlewares in one process-wide
+    ``lru_cache(maxsize=1024)`` keyed by ``(handler, apps)`` (``web_app._cached_build_middleware``,
+    aio-libs/aiohttp#9158). The key holds the app: an app that served a request stayed
+    alive after its cleanup, its embedding model (~100 MB) and stores with it, until 1024
+    newer chains pushed it out (tests, or a program that builds app after app).
+    The cache cannot drop one key, so all of it goes; other apps rebuild theirs on
+    their next request. tests/integration/http/test_http_app_released.py checks it.
+    """
+    cache = getattr(web_app, "_cached_build_middleware", None)
+    if cache is not None:
+        cache.cache_clear()
