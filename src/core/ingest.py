@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import ParamSpec, TypeVar
 
 from attrs import Factory, define, field, frozen
 
@@ -94,6 +96,21 @@ def resolve_tags(caller: Caller, requested: tuple[str, ...]) -> tuple[str, ...]:
 CHARS_PER_TOKEN = 4
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Requests whose new messages hold more text than this count their tokens and build
+#: their memories on a worker thread.
+OFF_LOOP_CHARS = 64 * 1024
+
+
+async def _maybe_off_loop(heavy: bool, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """``fn(*args)``: on a worker thread when ``heavy``, else right here."""
+    if heavy:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    return fn(*args, **kwargs)
+
+
 @define
 class IngestService:
     """Upserts conversations: stores messages, embeds new memories, charges tokens."""
@@ -127,7 +144,10 @@ class IngestService:
         kind, start = classify(stored, request.messages)
         messages = self._stored_messages(stored, request.messages, start, now)
         new_messages = messages[start:] if kind != "unchanged" else ()
-        charge = self._charge(caller, new_messages)
+        # A large request counts its tokens and builds its memories off the event loop
+        # (about 0.2 s a MB each), so that other requests are served meanwhile.
+        heavy = sum(len(m.message.text) for m in new_messages) > OFF_LOOP_CHARS
+        charge = await _maybe_off_loop(heavy, self._charge, caller, new_messages)
 
         conversation = Conversation(
             id=existing.id if existing else uuid.uuid4().hex,
@@ -160,12 +180,9 @@ class IngestService:
         if kind != "unchanged":
             # Earlier turns are the new memories' context (and they gain the new turns).
             extra = await self._part_texts(messages, max(0, start - self.policy.context_before))
-            drafts = build_memories(messages, start=start, policy=self.policy, extra_text=extra)
-            if kind == "appended":
-                updates = context_updates(
-                    messages, start=start, policy=self.policy, extra_text=extra
-                )
-        self._check_embed_budget(drafts)
+            drafts, updates = await _maybe_off_loop(
+                heavy, self._drafts, messages, start, extra, kind == "appended"
+            )
         added = await self._embed(conversation, drafts, now)
         await self.store.commit(
             ConversationChange(
@@ -202,6 +219,23 @@ class IngestService:
             for i, m in enumerate(incoming[start:])
         )
         return kept + fresh
+
+    def _drafts(
+        self,
+        messages: Sequence[StoredMessage],
+        start: int,
+        extra: Mapping[int, str],
+        appended: bool,
+    ) -> tuple[list[MemoryDraft], list[tuple[int, str]]]:
+        """The new memories and the earlier ones' new keyword contexts, within the budget."""
+        drafts = build_memories(messages, start=start, policy=self.policy, extra_text=extra)
+        self._check_embed_budget(drafts)
+        updates = (
+            context_updates(messages, start=start, policy=self.policy, extra_text=extra)
+            if appended
+            else []
+        )
+        return drafts, updates
 
     def _charge(self, caller: Caller, new_messages: Sequence[StoredMessage]) -> TokenCharge | None:
         tokens = sum(self.tokens.count(m.message.text) for m in new_messages)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
 
 from memoryd.core.errors import Forbidden, QuotaExceeded
-from memoryd.core.ingest import IngestRequest, IngestService, classify
+from memoryd.core.ingest import OFF_LOOP_CHARS, IngestRequest, IngestService, classify
 from memoryd.core.model import Caller, Message, StoredMessage
-from memoryd.testing import FakeEmbedder, FixedClock, InMemoryIndex, InMemoryStore
+from memoryd.testing import FakeEmbedder, FixedClock, InMemoryIndex, InMemoryStore, WordCounter
 
 
 def msgs(*texts: str) -> tuple[Message, ...]:
@@ -205,3 +206,36 @@ async def test_system_and_tool_messages_are_stored_not_memorised(
     await ingest.ingest(caller, IngestRequest(conversation_id="c", messages=messages))
     assert len(store.conversations[("t1", (), "c")].messages) == 3
     assert [m.positions for m in index.memories.values()] == [(1,)]
+
+
+class ThreadRecordingCounter(WordCounter):
+    """Counts words, and records the threads it counted on."""
+
+    def __init__(self) -> None:
+        self.threads: set[int] = set()
+
+    def count(self, text: str) -> int:
+        self.threads.add(threading.get_ident())
+        return super().count(text)
+
+
+@pytest.mark.parametrize("chars", [1_000, OFF_LOOP_CHARS + 1])
+async def test_a_large_request_counts_and_builds_off_the_event_loop(
+    store: InMemoryStore, index: InMemoryIndex, embedder: FakeEmbedder, caller: Caller, chars: int
+) -> None:
+    counter = ThreadRecordingCounter()
+    service = IngestService(
+        store=store,
+        index=index,
+        embedder=embedder,
+        tokens=counter,
+        clock=FixedClock(),
+        max_embed_tokens=10**9,
+    )
+    text = ("word " * (chars // 5 + 1))[:chars]
+    result = await service.ingest(caller, req(text))
+    assert result.memories_added >= 1
+    loop_thread = threading.get_ident()
+    # Small requests stay on the loop (no thread hop); large ones leave it.
+    assert (loop_thread in counter.threads) == (chars <= OFF_LOOP_CHARS)
+    assert len(counter.threads) == 1
