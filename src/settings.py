@@ -64,8 +64,27 @@ class Settings:
     log_level: str = "info"
 
     # --- storage ---
-    #: The storage backend, by the name a plugin registered it under (built in: sqlite).
+    #: The storage backend, by the name a plugin registered it under (built in: sqlite,
+    #: elasticsearch).
     storage: str = "sqlite"
+    #: ``storage = "elasticsearch"``: the cluster (docs/elasticsearch.md).
+    elasticsearch_url: str | None = None
+    elasticsearch_api_key: str | None = field(default=None, repr=False)
+    elasticsearch_username: str | None = None
+    elasticsearch_password: str | None = field(default=None, repr=False)
+    #: Indices and aliases are named PREFIX-KIND (memoryd-memories).
+    elasticsearch_index_prefix: str = "memoryd"
+    #: knn num_candidates (at least 100).
+    elasticsearch_num_candidates: int = 100
+    elasticsearch_index_options: Literal["int8_hnsw", "bbq_hnsw", "hnsw"] = "int8_hnsw"
+    elasticsearch_request_timeout: float = 10.0
+    elasticsearch_max_retries: int = 3
+    #: HTTP connections kept open per node.
+    elasticsearch_connections: int = 10
+    #: How a write is searchable on return: "wait_for" the next refresh, or "true" (now).
+    elasticsearch_refresh: Literal["wait_for", "true"] = "wait_for"
+    elasticsearch_shards: int = 1
+    elasticsearch_replicas: int = 1
 
     # --- embedding ---
     #: The embedder, by the name a plugin registered it under. Built in: minilm (default,
@@ -189,7 +208,11 @@ class Settings:
 
 
 #: Each URL setting and the API key sent to it.
-_URL_AND_KEY = (("llm_url", "llm_api_key"), ("embedding_url", "embedding_api_key"))
+_URL_AND_KEY = (
+    ("llm_url", "llm_api_key"),
+    ("embedding_url", "embedding_api_key"),
+    ("elasticsearch_url", "elasticsearch_api_key"),
+)
 
 #: ``scheme://user:password@`` (the scheme and ``//`` may be missing): the user info.
 _USER_INFO = re.compile(r"^(?P<head>(?:[A-Za-z][A-Za-z0-9+.\-]*:)?//)?(?P<info>[^/?#]*)@")

@@ -16,6 +16,15 @@ def modules() -> list[ModuleType]:
     Hooks are called in the reverse order (installed plugins, then these from
     the last): so ``llm = "auto"`` tries ``llamacpp`` before ``extractive``.
     """
-    from memoryd.plugins.builtin import e5, extractive, llamacpp, minilm, openai, parts, sqlite
+    from memoryd.plugins.builtin import (
+        e5,
+        elasticsearch,
+        extractive,
+        llamacpp,
+        minilm,
+        openai,
+        parts,
+        sqlite,
+    )
 
-    return [parts, sqlite, minilm, e5, openai, extractive, llamacpp]
+    return [parts, sqlite, elasticsearch, minilm, e5, openai, extractive, llamacpp]

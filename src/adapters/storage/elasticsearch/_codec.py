@@ -1,0 +1,227 @@
+"""How core values become Elasticsearch documents and come back.
+
+Values that must round-trip exactly (messages, thread messages, times with
+their offsets, float32 vectors) live in ``_source`` payloads that are never
+indexed; the indexed fields beside them are what queries use.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import cattrs
+import numpy as np
+import numpy.typing as npt
+
+from memoryd.adapters.storage.elasticsearch._cluster import Doc, doc_id
+from memoryd.adapters.storage.elasticsearch._filters import from_micros, metadata_terms, to_micros
+from memoryd.core.memories import memory_text
+from memoryd.core.model import Memory, Scalar, Scope, StoredMessage, ThreadMessage
+from memoryd.core.ports import IndexedMemory
+
+F32 = npt.NDArray[np.float32]
+
+_converter = cattrs.Converter()
+_converter.register_unstructure_hook(datetime, lambda d: d.isoformat())
+_converter.register_structure_hook(datetime, lambda v, _: datetime.fromisoformat(v))
+
+
+def to_text(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def from_text(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def scope_list(scope: Scope) -> list[str]:
+    """A scope as stored: its tags, sorted and distinct."""
+    return sorted(set(scope))
+
+
+def conversation_key(scope: Scope, conversation_id: str) -> str:
+    """One conversation of a tenant: its scope and its id (JSON: no two share a key)."""
+    return json.dumps([scope_list(scope), conversation_id], ensure_ascii=False)
+
+
+def labels(tags: Sequence[str], metadata: Mapping[str, Scalar]) -> str:
+    """A digest of a memory's tags and metadata (a retag finds the memories it changes)."""
+    return doc_id(json.dumps([list(tags), dict(metadata)], sort_keys=True, ensure_ascii=False))
+
+
+# --- messages ------------------------------------------------------------------------------------
+
+
+def message_doc(message: StoredMessage) -> Doc:
+    return _converter.unstructure(message)  # type: ignore[no-any-return]
+
+
+def message_from_doc(doc: Doc) -> StoredMessage:
+    return _converter.structure(doc, StoredMessage)
+
+
+def thread_message_doc(message: ThreadMessage) -> Doc:
+    return _converter.unstructure(message)  # type: ignore[no-any-return]
+
+
+def thread_message_from_doc(doc: Doc) -> ThreadMessage:
+    return _converter.structure(doc, ThreadMessage)
+
+
+# --- vectors -------------------------------------------------------------------------------------
+
+
+def unit_rows(vectors: Any, dimension: int | None) -> F32:
+    """One vector or a 2-D array of them, as float32 rows of unit length."""
+    rows = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+    if rows.ndim != 2 or rows.shape[0] == 0:
+        raise ValueError("expected at least one vector")
+    if dimension is not None and rows.shape[1] != dimension:
+        raise ValueError(
+            f"expected {dimension}-dimensional vectors, got {rows.shape[1]} dimensions"
+        )
+    norms = np.linalg.norm(rows, axis=1, keepdims=True).astype(np.float32)
+    scaled = rows / np.where(norms > 0, norms, np.float32(1.0))
+    return np.ascontiguousarray(scaled, dtype=np.float32)
+
+
+def vectors_text(rows: F32) -> str:
+    return base64.b64encode(np.ascontiguousarray(rows, np.float32).tobytes()).decode("ascii")
+
+
+def vectors_from_text(text: str, dims: int) -> F32:
+    flat = np.frombuffer(base64.b64decode(text), dtype=np.float32)
+    return flat.reshape(-1, dims).copy()
+
+
+# --- memories as the store keeps them (in the conversation's document) ---------------------------
+
+
+def record_doc(item: IndexedMemory, dimension: int | None) -> Doc:
+    """A committed memory in the conversation document: everything but tags and metadata."""
+    memory = item.memory
+    rows = unit_rows(item.vectors, dimension)
+    return {
+        "id": memory.id,
+        "text": memory.text,
+        "speaker": memory.speaker,
+        "positions": list(memory.positions),
+        "said_at_us": to_micros(memory.said_at),
+        "created_at": to_text(memory.created_at),
+        "updated_at": to_text(memory.updated_at),
+        "context": item.keyword_context,
+        "dims": int(rows.shape[1]),
+        "vectors": vectors_text(rows),
+    }
+
+
+def record_from_doc(
+    doc: Doc,
+    *,
+    tenant_id: str,
+    conversation_id: str,
+    scope: Scope,
+    tags: Sequence[str],
+    metadata: Mapping[str, Scalar],
+) -> IndexedMemory:
+    return IndexedMemory(
+        memory=Memory(
+            id=doc["id"],
+            tenant_id=tenant_id,
+            conversation_id=conversation_id,
+            text=doc["text"],
+            positions=tuple(doc["positions"]),
+            said_at=from_micros(doc["said_at_us"]),
+            container_tags=tuple(tags),
+            metadata=dict(metadata),
+            created_at=from_text(doc["created_at"]),
+            updated_at=from_text(doc["updated_at"]),
+            scope=tuple(scope),
+            speaker=doc.get("speaker", ""),
+        ),
+        vectors=vectors_from_text(doc["vectors"], doc["dims"]),
+        keyword_context=doc.get("context", ""),
+    )
+
+
+# --- memories as the index holds them ------------------------------------------------------------
+
+
+def memory_doc_id(tenant_id: str, memory_id: str) -> str:
+    return doc_id("memory", tenant_id, memory_id)
+
+
+def index_doc(
+    item: IndexedMemory,
+    *,
+    tags: Sequence[str],
+    metadata: Mapping[str, Scalar],
+    scope: Scope,
+    dimension: int | None,
+) -> Doc:
+    """The searchable document of a memory (one per memory, its pieces nested)."""
+    memory = item.memory
+    rows = unit_rows(item.vectors, dimension)
+    return {
+        "tenant": memory.tenant_id,
+        "memory_id": memory.id,
+        "conversation_id": memory.conversation_id,
+        "conversation_key": conversation_key(scope, memory.conversation_id),
+        "scope": scope_list(scope),
+        "text": memory_text(memory),
+        "context": item.keyword_context,
+        "speaker": memory.speaker,
+        "positions": list(memory.positions),
+        "said_at": to_micros(memory.said_at) // 1000,
+        "said_at_us": to_micros(memory.said_at),
+        "tags": list(tags),
+        "metadata": dict(metadata),
+        "metadata_terms": metadata_terms(metadata),
+        "labels": labels(tags, metadata),
+        "pieces": [{"vector": [float(x) for x in row]} for row in rows],
+        "payload": {
+            "words": memory.text,
+            "scope": scope_list(scope),
+            "created_at": to_text(memory.created_at),
+            "updated_at": to_text(memory.updated_at),
+            "dims": int(rows.shape[1]),
+            "vectors": vectors_text(rows),
+        },
+    }
+
+
+def labels_doc(tags: Sequence[str], metadata: Mapping[str, Scalar]) -> Doc:
+    """The partial update that gives a memory new tags and metadata."""
+    return {
+        "tags": list(tags),
+        "metadata": dict(metadata),
+        "metadata_terms": metadata_terms(metadata),
+        "labels": labels(tags, metadata),
+    }
+
+
+def memory_from_index(source: Doc) -> Memory:
+    payload = source["payload"]
+    return Memory(
+        id=source["memory_id"],
+        tenant_id=source["tenant"],
+        conversation_id=source["conversation_id"],
+        text=payload["words"],
+        positions=tuple(source["positions"]),
+        said_at=from_micros(source["said_at_us"]),
+        container_tags=tuple(source["tags"]),
+        metadata=dict(source["metadata"]),
+        created_at=from_text(payload["created_at"]),
+        updated_at=from_text(payload["updated_at"]),
+        scope=tuple(payload["scope"]),
+        speaker=source.get("speaker", ""),
+    )
+
+
+def index_vectors(source: Doc) -> F32:
+    payload = source["payload"]
+    return vectors_from_text(payload["vectors"], payload["dims"])
