@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
@@ -323,6 +324,8 @@ async def create_app(
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.body_timeout,
         version=__version__,
+        metrics=metrics_access(settings),
+        storage=settings.storage,
     )
     settings.check()  # settings built without load_settings are checked at start too
     container = Container(settings=settings, extra_plugins=tuple(plugins))
@@ -345,6 +348,17 @@ async def create_app(
 
     app.on_cleanup.append(close)
     return app
+
+
+def metrics_access(settings: Settings) -> Literal["open", "key", "off"]:
+    """The ``metrics`` setting with "auto" resolved: open on a loopback host, else "key"."""
+    if settings.metrics != "auto":
+        return settings.metrics
+    try:
+        loopback = ipaddress.ip_address(settings.host).is_loopback
+    except ValueError:
+        loopback = settings.host == "localhost"
+    return "open" if loopback else "key"
 
 
 @contextlib.asynccontextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from typing import Any
 import attrs
 
 from memoryd import __version__
+from memoryd.adapters.logs import configure_logging
 from memoryd.core.errors import ConfigurationError, MemorydError
 from memoryd.settings import Settings, load_settings
 
@@ -27,6 +27,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _client(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="the server's URL ($MEMORYD_URL; default from settings)")
     parser.add_argument("--key", help="an API key ($MEMORYD_API_KEY)")
+
+
+def _es_parser(sub: Any) -> None:
+    es = sub.add_parser("es", help="Elasticsearch backend operations: docs/elasticsearch.md")
+    es_sub = es.add_subparsers(dest="es_command", required=True)
+    migrate = es_sub.add_parser("migrate", help="rebuild outdated indices, swap the aliases")
+    _common(migrate)
+    migrate.add_argument("--force", action="store_true", help="rebuild every index")
+    migrate.add_argument("--delete-old", action="store_true", help="delete the old indices")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(reindex)
     reindex.add_argument("--tenant", help="only this tenant's memories (default: every tenant)")
 
+    _es_parser(sub)
     config = sub.add_parser("config", help="print the effective settings (secrets hidden)")
     _common(config)
 
@@ -86,7 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     _common(plugins)
     plugins.add_argument("--json", action="store_true", help="print them as JSON")
 
+    _mcp_parser(sub)
     return parser
+
+
+def _mcp_parser(sub: Any) -> None:
+    mcp = sub.add_parser("mcp", help="an MCP server (stdio) for desktop clients: docs/mcp.md")
+    _client(mcp)
+    _common(mcp)
+    mcp.add_argument("--container-tag", action="append", default=[], help="a default tag")
+    mcp.add_argument("--http", action="store_true", help="serve streamable HTTP, not stdio")
+    mcp.add_argument("--port", dest="mcp_port", metavar="N", type=int, default=8421, help="--http")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -102,10 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        configure_logging(settings.log_level, settings.log_format)
         return asyncio.run(_run(args, settings))
     except KeyboardInterrupt:
         return 130
@@ -114,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2 if isinstance(exc, ConfigurationError) else 1
 
 
-async def _run(args: argparse.Namespace, settings: Settings) -> int:
+async def _run(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0911
     from memoryd import bootstrap
     from memoryd.clientcmds import chat_text, ingest_file, search_text
 
@@ -123,17 +140,34 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command in {"config", "plugins"}:
         return _inspect(args, settings)
+    if args.command == "es":
+        from memoryd.plugins.builtin.elasticsearch import migrate_command
+
+        return await migrate_command(settings, force=args.force, delete_old=args.delete_old)
     if args.command in {"keys", "reindex"}:
         return await (_keys if args.command == "keys" else _reindex)(args, settings)
     url = args.url or os.environ.get("MEMORYD_URL") or f"http://{settings.host}:{settings.port}"
     key = args.key or os.environ.get("MEMORYD_API_KEY")
     if not key:
         raise ConfigurationError("No API key: pass --key or set MEMORYD_API_KEY")
+    if args.command == "mcp":
+        return await _mcp(args, url, key)
     if args.command == "ingest":
         return await ingest_file(url, key, args.file, tags=args.tag)
     if args.command == "chat":
         return await chat_text(url, key, args.question, thread=args.thread)
     return await search_text(url, key, args.query, tags=args.tag, limit=args.limit, raw=args.json)
+
+
+async def _mcp(args: argparse.Namespace, url: str, key: str) -> int:
+    """``mcp``: the MCP server over stdio (or streamable HTTP), a client of ``url``."""
+    try:
+        from memoryd.mcp_server import serve_mcp  # the mcp SDK: only for this command
+    except ModuleNotFoundError as exc:
+        needs = f"memoryd mcp needs {exc.name}: pip install 'memoryd[mcp]'"
+        raise ConfigurationError(needs) from None
+    port = args.mcp_port if args.http else None
+    return await serve_mcp(url, key, tags=args.container_tag, http_port=port)
 
 
 def _inspect(args: argparse.Namespace, settings: Settings) -> int:

@@ -62,6 +62,11 @@ class Settings:
     #: Development mode adds error details to 500 answers.
     development: bool = False
     log_level: str = "info"
+    #: "text" (one line a record) or "json" (JSON lines, with the request's id).
+    log_format: Literal["text", "json"] = "text"
+    #: Who may read GET /metrics: "auto" (anyone when ``host`` is a loopback address,
+    #: else as "key"), "open", "key" (a key limited to no tags), "off" (404).
+    metrics: Literal["auto", "open", "key", "off"] = "auto"
 
     # --- storage ---
     #: The storage backend, by the name a plugin registered it under (built in: sqlite,

@@ -74,6 +74,7 @@ class _Reporter:
             message,
             "" if not first else " (further failures of this kind are logged at debug level)",
             exc_info=exc if first and exc is not None else None,
+            extra={"plugin": self.plugin},
         )
 
 

@@ -9,7 +9,17 @@ from pathlib import Path
 from memoryd import __version__
 from tests.e2e._server import memoryd_command, memoryd_env
 
-BUILTINS = {"parts", "sqlite", "elasticsearch", "minilm", "e5", "openai", "extractive", "llamacpp"}
+BUILTINS = {
+    "parts",
+    "sqlite",
+    "elasticsearch",
+    "minilm",
+    "e5",
+    "gguf",
+    "openai",
+    "extractive",
+    "llamacpp",
+}
 
 
 def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

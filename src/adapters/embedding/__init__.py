@@ -5,6 +5,8 @@ Factories build cheaply; nothing heavy is imported or loaded until ``load()``
 
 - :func:`local_embedder` (``embedder = "minilm"`` or ``"e5"``) returns a
   :class:`BatchingEmbedder`; close it with ``await embedder.aclose()``.
+- :class:`GGUFEncoder` (``embedder = "gguf"``): a GGUF embedding model in
+  llama.cpp, for a :class:`BatchingEmbedder`; ``close()`` it after the batcher.
 - :class:`OpenAIEmbedder` (``embedder = "openai"``) talks to ``embedding_url``;
   ``await embedder.probe()`` checks it and learns the dimension;
   ``await embedder.aclose()`` closes its own session (never a shared one).
@@ -15,6 +17,7 @@ from __future__ import annotations
 from typing import Literal
 
 from memoryd.adapters.embedding._batching import BatchingEmbedder, EncoderModel
+from memoryd.adapters.embedding._gguf import GGUFEncoder
 from memoryd.adapters.embedding._minilm import MiniLMEncoder
 from memoryd.adapters.embedding._openai import OpenAIEmbedder
 from memoryd.core.ports import Embedder
@@ -22,6 +25,7 @@ from memoryd.core.ports import Embedder
 __all__ = [
     "BatchingEmbedder",
     "EncoderModel",
+    "GGUFEncoder",
     "LocalModel",
     "MiniLMEncoder",
     "OpenAIEmbedder",

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -103,6 +104,16 @@ class BatchingEmbedder:
     _closed: bool = field(default=False, init=False)
     #: When the last query was queued (the loop's clock).
     _last_query: float = field(default=float("-inf"), init=False)
+    _observers: list[Callable[[bool, int, float], None]] = field(factory=list, init=False)
+
+    def add_observer(self, observer: Callable[[bool, int, float], None]) -> None:
+        """Call ``observer(query, texts, seconds)`` after each model call (metrics)."""
+        self._observers.append(observer)
+
+    @property
+    def waiting(self) -> int:
+        """Texts queued for the model: queries, and the documents not yet taken."""
+        return len(self._queries) + sum(len(j.texts) - j.taken for j in self._jobs)
 
     def __attrs_post_init__(self) -> None:
         if self.max_batch < 1:
@@ -199,8 +210,12 @@ class BatchingEmbedder:
 
     async def _encode(self, texts: list[str], *, query: bool) -> FloatMatrix:
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         try:
-            return await loop.run_in_executor(self._executor, _encode, self.model, texts, query)
+            matrix = await loop.run_in_executor(self._executor, _encode, self.model, texts, query)
+            for observe in self._observers:
+                observe(query, len(texts), time.perf_counter() - started)
+            return matrix
         except asyncio.CancelledError:  # the loop is shutting down: nobody will wait any more
             for waiting in self._queries:
                 waiting.future.cancel()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aiohttp import web, web_app
@@ -11,6 +11,8 @@ from memoryd.adapters.http import openapi, routes_chat, routes_health, routes_me
 from memoryd.adapters.http._auth import auth_middleware
 from memoryd.adapters.http._errors import error_middleware
 from memoryd.adapters.http._keys import CONFIG, SERVICES, HttpConfig, Services
+from memoryd.adapters.http._metrics import Metrics, install, metrics_middleware, metrics_view
+from memoryd.adapters.http._request_id import name_the_request, request_id_middleware
 
 
 def build_app(
@@ -27,9 +29,14 @@ def build_app(
     add more route tables.
     """
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[request_id_middleware, metrics_middleware, error_middleware, auth_middleware],
         client_max_size=config.max_body_bytes,
     )
+    app.on_response_prepare.append(name_the_request)
+    metrics = Metrics(storage=config.storage)
+    metrics.watch_embedder(services.search.embedder)
+    metrics.count_memories = _memory_counter(services.search.index)
+    install(app, metrics, config.metrics)
     app[SERVICES] = services
     app[CONFIG] = config
     app[openapi.OPENAPI_PATHS] = {**openapi.PATHS, **routes_chat.PATHS, **(extra_paths or {})}
@@ -38,6 +45,7 @@ def build_app(
         **routes_chat.SCHEMAS,
         **(extra_schemas or {}),
     }
+    app.router.add_get("/metrics", metrics_view)
     app.add_routes(routes_health.routes)
     app.add_routes(openapi.routes)
     app.add_routes(routes_memory.routes)
@@ -62,3 +70,14 @@ async def _forget_middleware_chains(_: web.Application) -> None:
     cache = getattr(web_app, "_cached_build_middleware", None)
     if cache is not None:
         cache.cache_clear()
+
+
+def _memory_counter(index: object) -> Callable[[], int | None]:
+    """How many memories the index holds, for an index that tells (``total()``), else None."""
+    total = getattr(index, "total", None)
+
+    def count() -> int | None:
+        found = total() if callable(total) else None
+        return found if isinstance(found, int) else None
+
+    return count

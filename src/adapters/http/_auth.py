@@ -7,7 +7,8 @@ from aiohttp.typedefs import Handler
 
 from memoryd.adapters.http._keys import CALLER, SERVICES
 
-PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json"})
+#: ``/metrics`` checks its own access (the ``metrics`` setting) in its view.
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/metrics"})
 
 
 def bearer_token(request: web.Request) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from attrs import Attribute, field, frozen
@@ -35,6 +35,10 @@ class HttpConfig:
     #: Seconds a request body may take to arrive; then 408.
     body_timeout: float = field(default=60.0, validator=positive)
     version: str = "0"
+    #: Who may read GET /metrics (the ``metrics`` setting, "auto" resolved).
+    metrics: Literal["open", "key", "off"] = "open"
+    #: The storage backend's name (the metrics' ``backend`` label).
+    storage: str = "sqlite"
 
 
 @frozen

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -32,6 +33,7 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
 from memoryd.adapters.http._converter import iso
+from memoryd.adapters.http._metrics import METRICS
 from memoryd.core.chat import (
     Annotations,
     ChatEvent,
@@ -223,6 +225,9 @@ async def stream_reply(request: web.Request, reply: ChatReply, stream: ChatStrea
     against the watch on the client, and every task is gone on return.
     """
     events = reply.events()
+    started = time.perf_counter()
+    first: float | None = None
+    tokens = 0
     watcher: asyncio.Task[None] | None = None
     step: asyncio.Task[ChatEvent] | None = None
     gone = False
@@ -239,6 +244,10 @@ async def stream_reply(request: web.Request, reply: ChatReply, stream: ChatStrea
                 event = step.result()
             except StopAsyncIteration:
                 break
+            if first is None and isinstance(event, TextDelta):
+                first = time.perf_counter()
+            elif isinstance(event, Finish):
+                tokens = event.usage.completion_tokens
             await stream.send(event)
         if not gone:
             await stream.end()
@@ -256,6 +265,9 @@ async def stream_reply(request: web.Request, reply: ChatReply, stream: ChatStrea
         await stream.release()
     if gone:
         log.info("client left; the answer in thread %s was stopped", reply.thread.id)
+    metrics = request.app.get(METRICS)
+    if metrics is not None and not gone:
+        metrics.answered(reply.service.model.name, started, first, tokens)
 
 
 async def _next(events: AsyncGenerator[ChatEvent, None]) -> ChatEvent:

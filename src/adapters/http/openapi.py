@@ -269,6 +269,19 @@ PATHS: dict[str, Any] = {
             "responses": {"200": {"description": "Ready"}, **error_responses(503)},
         }
     },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics (who may read them: the metrics setting)",
+            "security": [{}, {"bearerAuth": []}],
+            "responses": {
+                "200": {
+                    "description": "The Prometheus text exposition",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                **error_responses(401, 403, 404),
+            },
+        }
+    },
     "/openapi.json": {
         "get": {
             "summary": "This document",

@@ -20,6 +20,7 @@ def modules() -> list[ModuleType]:
         e5,
         elasticsearch,
         extractive,
+        gguf,
         llamacpp,
         minilm,
         openai,
@@ -27,4 +28,4 @@ def modules() -> list[ModuleType]:
         sqlite,
     )
 
-    return [parts, sqlite, elasticsearch, minilm, e5, openai, extractive, llamacpp]
+    return [parts, sqlite, elasticsearch, minilm, e5, gguf, openai, extractive, llamacpp]

@@ -6,6 +6,7 @@ import logging
 import time
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import auth
 from tests.integration.plugins.plugin_helpers import Serve, configured, image, text
@@ -93,3 +94,22 @@ async def test_a_failing_reranker_is_skipped_and_logged_once(
         "hang": "took longer than 0.2 s",
         "flood": "not a reordering",
     }[fault] in message
+
+
+async def test_plugin_failures_are_counted_in_the_metrics(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    served = await serve(plugin_timeout=0.2, **configured(captions=True, fault="raise"))
+    await served.remember("shop", SHOP)
+    await served.remember("shop2", SHOP)  # logged at debug the second time: counted too
+    response = await served.client.get("/metrics")
+    assert response.status == 200
+    found = {
+        tuple(sorted(s.labels.items())): s.value
+        for family in text_string_to_metric_families(await response.text())
+        for s in family.samples
+        if s.name == "memoryd_plugin_failures_total"
+    }
+    assert found == {(("plugin", "testplugin"),): 2.0}
+    assert len(plugin_warnings(caplog)) == 1  # the logs read as before
+    assert not [r for r in caplog.records if r.name == "memoryd.plugins" and r.levelno < 20]
