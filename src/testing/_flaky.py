@@ -8,9 +8,8 @@ from typing import Any
 from attrs import define, field
 
 from memoryd.core.errors import StoreUnavailable
-from memoryd.core.filters import MemoryFilter
 from memoryd.core.model import Memory
-from memoryd.core.ports import Candidate, IndexChange, IndexQuery, KeywordHit
+from memoryd.core.ports import Candidate, IndexChange, IndexQuery
 
 
 @define
@@ -43,12 +42,6 @@ class FlakyIndex:
     async def check(self) -> None:
         await self.inner.check()
 
-    async def keyword_search(
-        self, memory_filter: MemoryFilter, text: str, k: int
-    ) -> tuple[KeywordHit, ...]:
-        found: tuple[KeywordHit, ...] = await self.inner.keyword_search(memory_filter, text, k)
-        return found
-
     async def search(self, query: IndexQuery) -> list[Candidate]:
         found: list[Candidate] = await self.inner.search(query)
         return found
@@ -61,7 +54,9 @@ class FlakyIndex:
         return int(await self.inner.generation(tenant_id))
 
     def __getattr__(self, name: str) -> Any:
-        # What the inner index offers beyond the port (size, total, close...).
+        # What the inner index offers beyond the port (size, total, close...), and the
+        # optional ``keyword_search`` (``KeywordFirstIndex``) only where the inner index
+        # has it: an index without it (Elasticsearch) runs both sides in ``search``.
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)

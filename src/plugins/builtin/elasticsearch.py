@@ -77,3 +77,21 @@ async def open_backend(context: PluginContext[Any]) -> AsyncIterator[StorageBack
 @hookimpl
 def memoryd_register_storage(register: RegisterStorage) -> None:
     register("elasticsearch", open_backend)
+
+
+async def migrate_command(settings: Settings, *, force: bool, delete_old: bool) -> int:
+    """``memoryd es migrate``: a line per kind; 0 when done or nothing was needed."""
+    from memoryd.adapters.storage.elasticsearch._migrate import migrate_url
+
+    moved = await migrate_url(
+        config_of(settings),
+        force=force,
+        delete_old=delete_old,
+        progress=lambda line: print(line, flush=True),
+    )
+    print(
+        f"Migrated {len(moved)} indices."
+        if moved
+        else "Nothing to migrate: every index is current."
+    )
+    return 0

@@ -61,7 +61,13 @@ class EsConversationStore:
         found = await self.cluster.get(
             KIND, conversation_doc_id(tenant_id, conversation_id), routing=tenant_id, **kw
         )
-        return found["_source"]["state"] if found is not None else None
+        if found is None:
+            return None
+        # With source filtering, a document whose scopes are all deleted (its deletion
+        # waiting in the outbox) comes back without ``state``: it holds no scope.
+        state: Doc = found["_source"].get("state", {})
+        state.setdefault("scopes", [])
+        return state
 
     async def get_conversation(
         self, tenant_id: str, conversation_id: str, *, scope: Scope | None = ()
@@ -295,6 +301,32 @@ class EsConversationStore:
                     tenant_id, source["conversation_id"], source["state"]
                 ):
                     yield change
+            if len(hits) < PAGE:
+                return
+            after = hits[-1]["sort"]
+
+    async def conversations_of(self, tenant_id: str) -> AsyncIterator[Conversation]:
+        """Every live conversation of the tenant (each scope's), a page after another."""
+        await self.cluster.refresh_now(KIND)
+        after: list[Any] | None = None
+        while True:
+            body: Doc = {
+                "query": {
+                    "bool": {"filter": [{"term": {"tenant": tenant_id}}, {"term": {"live": True}}]}
+                },
+                "sort": [{"conversation_id": "asc"}],
+                "size": PAGE,
+                "routing": tenant_id,
+                "source_excludes": ["state.scopes.memories", "state.outbox"],
+            }
+            if after is not None:
+                body["search_after"] = after
+            answer = await self.cluster.search(KIND, **body)
+            hits = answer["hits"]["hits"]
+            for hit in hits:
+                source = hit["_source"]
+                for entry in source["state"]["scopes"]:
+                    yield states.conversation_of(tenant_id, source["conversation_id"], entry)
             if len(hits) < PAGE:
                 return
             after = hits[-1]["sort"]
