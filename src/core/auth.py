@@ -4,14 +4,35 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
+from datetime import datetime
 
 from attrs import define
 
 from memoryd.core.errors import Unauthorized
-from memoryd.core.model import Caller
+from memoryd.core.model import ApiKey, Caller
 from memoryd.core.ports import KeyStore
 
 KEY_PREFIX = "md_"
+
+
+def key_record(
+    *,
+    tenant: str,
+    tags: tuple[str, ...],
+    quota_tokens: int | None,
+    label: str | None,
+    now: datetime,
+) -> ApiKey:
+    """The record of a new key (a fresh id; nothing spent), as every key store creates it."""
+    return ApiKey(
+        id=uuid.uuid4().hex[:12],
+        tenant_id=tenant,
+        tags=tags,
+        quota_tokens=quota_tokens,
+        created_at=now,
+        label=label,
+    )
 
 
 def new_key() -> str:

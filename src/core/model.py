@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
@@ -300,6 +300,25 @@ class ThreadMessage:
     content: str
     annotations: tuple[Citation, ...] = ()
     created_at: datetime | None = None
+
+
+def forget_dead_citations(messages: Sequence[ThreadMessage], live: Set[str]) -> list[ThreadMessage]:
+    """``messages`` with each citation of a memory not in ``live`` forgotten (``Citation.forget``).
+
+    What a thread store does as it appends an answer whose cited memories
+    may have been deleted while it streamed.
+    """
+    return [
+        attrs.evolve(
+            m,
+            annotations=tuple(
+                a if a.forgotten or a.id in live else a.forget() for a in m.annotations
+            ),
+        )
+        if m.annotations
+        else m
+        for m in messages
+    ]
 
 
 @frozen

@@ -11,12 +11,12 @@ import base64
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 import cattrs
 import numpy as np
 import numpy.typing as npt
 
+from memoryd.adapters.storage._vectors import unit_rows
 from memoryd.adapters.storage.elasticsearch._cluster import Doc, doc_id
 from memoryd.adapters.storage.elasticsearch._filters import from_micros, metadata_terms, to_micros
 from memoryd.core.memories import memory_text
@@ -73,20 +73,6 @@ def thread_message_from_doc(doc: Doc) -> ThreadMessage:
 
 
 # --- vectors -------------------------------------------------------------------------------------
-
-
-def unit_rows(vectors: Any, dimension: int | None) -> F32:
-    """One vector or a 2-D array of them, as float32 rows of unit length."""
-    rows = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-    if rows.ndim != 2 or rows.shape[0] == 0:
-        raise ValueError("expected at least one vector")
-    if dimension is not None and rows.shape[1] != dimension:
-        raise ValueError(
-            f"expected {dimension}-dimensional vectors, got {rows.shape[1]} dimensions"
-        )
-    norms = np.linalg.norm(rows, axis=1, keepdims=True).astype(np.float32)
-    scaled = rows / np.where(norms > 0, norms, np.float32(1.0))
-    return np.ascontiguousarray(scaled, dtype=np.float32)
 
 
 def vectors_text(rows: F32) -> str:

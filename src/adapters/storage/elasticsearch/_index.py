@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from memoryd.adapters.storage._vectors import unit_rows
 from memoryd.adapters.storage.elasticsearch import _codec as codec
 from memoryd.adapters.storage.elasticsearch._cluster import Cluster, Doc, doc_id, reachable
 from memoryd.adapters.storage.elasticsearch._filters import filter_clauses
@@ -201,7 +202,7 @@ class EsMemoryIndex:
         if k <= 0:
             return []
         tenant = query.filter.tenant_id
-        q = codec.unit_rows(query.vector, self.dimension)[0]
+        q = unit_rows(query.vector, self.dimension)[0]
         clauses = filter_clauses(query.filter)
         # Rescored exactly below: ask for more than k, as the graph's scores are approximate.
         wanted = min(MAX_WINDOW, max(2 * k, k + 20))

@@ -9,7 +9,6 @@ read-modify-writes with ``if_seq_no``.
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +16,7 @@ from attrs import define
 
 from memoryd.adapters.storage.elasticsearch import _codec as codec
 from memoryd.adapters.storage.elasticsearch._cluster import Cluster, Doc
+from memoryd.core.auth import key_record
 from memoryd.core.model import ApiKey
 from memoryd.core.ports import TokenCharge
 from memoryd.core.quota import check_quota
@@ -70,14 +70,7 @@ class EsKeyStore:
         label: str | None = None,
     ) -> ApiKey:
         now = datetime.now(UTC)
-        key = ApiKey(
-            id=uuid.uuid4().hex[:12],
-            tenant_id=tenant,
-            tags=tags,
-            quota_tokens=quota_tokens,
-            created_at=now,
-            label=label,
-        )
+        key = key_record(tenant=tenant, tags=tags, quota_tokens=quota_tokens, label=label, now=now)
         doc = {
             "key_id": key.id,
             "tenant": tenant,

@@ -18,7 +18,7 @@ from attrs import define
 from memoryd.adapters.storage.elasticsearch import _codec as codec
 from memoryd.adapters.storage.elasticsearch._cluster import DELETE, Cluster, Doc, doc_id
 from memoryd.core.errors import NotFound
-from memoryd.core.model import Thread, ThreadMessage
+from memoryd.core.model import Thread, ThreadMessage, forget_dead_citations
 
 KIND = "threads"
 #: Threads read per page.
@@ -90,17 +90,7 @@ class EsThreadStore:
         live = set(cited)
         if cited and self.live is not None:
             live = await self.live(tenant_id, cited)
-        kept = [
-            attrs.evolve(
-                m,
-                annotations=tuple(
-                    a if a.forgotten or a.id in live else a.forget() for a in m.annotations
-                ),
-            )
-            if m.annotations
-            else m
-            for m in messages
-        ]
+        kept = forget_dead_citations(messages, live)
         return [codec.thread_message_doc(m) for m in kept]
 
     async def create_thread(self, thread: Thread) -> None:

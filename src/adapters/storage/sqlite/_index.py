@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
+from memoryd.adapters.storage._vectors import unit_rows
 from memoryd.adapters.storage.sqlite import _codec as codec
 from memoryd.adapters.storage.sqlite._codec import chunks, document_key, marks, scope_text
 from memoryd.adapters.storage.sqlite._db import Database, redoable_transaction
@@ -159,7 +160,7 @@ class SqliteMemoryIndex:
                     memory_id=memory.id,
                     rowid=rowids[memory.id],
                     conversation_id=document_key(scope, memory.conversation_id),
-                    vectors=codec.unit_rows(item.vectors, self.dimension),
+                    vectors=unit_rows(item.vectors, self.dimension),
                     said_at_us=codec.to_micros(memory.said_at),
                     tags=memory.container_tags,
                     metadata=memory.metadata,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +11,7 @@ from attrs import define
 
 from memoryd.adapters.storage.sqlite import _codec as codec
 from memoryd.adapters.storage.sqlite._db import Database, transaction
+from memoryd.core.auth import key_record
 from memoryd.core.model import ApiKey
 
 _KEY_COLUMNS = "id, tenant_id, tags, quota_tokens, used_tokens, created_at, revoked_at, label"
@@ -61,14 +61,7 @@ class SqliteKeyStore:
     ) -> ApiKey:
         """Create a key, and its tenant if the name is new."""
         now = datetime.now(UTC)
-        key = ApiKey(
-            id=uuid.uuid4().hex[:12],
-            tenant_id=tenant,
-            tags=tags,
-            quota_tokens=quota_tokens,
-            created_at=now,
-            label=label,
-        )
+        key = key_record(tenant=tenant, tags=tags, quota_tokens=quota_tokens, label=label, now=now)
 
         def run(conn: sqlite3.Connection) -> None:
             with transaction(conn, write=True):

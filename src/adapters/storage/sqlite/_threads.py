@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import attrs
 from attrs import define
 
 from memoryd.adapters.storage.sqlite import _codec as codec
@@ -21,7 +20,7 @@ from memoryd.adapters.storage.sqlite._citations import forget_cited
 from memoryd.adapters.storage.sqlite._codec import chunks, marks
 from memoryd.adapters.storage.sqlite._db import Database, transaction
 from memoryd.core.errors import NotFound
-from memoryd.core.model import Thread, ThreadMessage
+from memoryd.core.model import Thread, ThreadMessage, forget_dead_citations
 
 
 def _message_rows(thread: int, start: int, messages: Sequence[ThreadMessage]) -> list[Any]:
@@ -62,17 +61,7 @@ def _store_messages(
     """
     cited = [a.id for m in messages for a in m.annotations if not a.forgotten]
     live = _live_memories(conn, tenant_id, cited) if cited else set()
-    kept = [
-        attrs.evolve(
-            m,
-            annotations=tuple(
-                a if a.forgotten or a.id in live else a.forget() for a in m.annotations
-            ),
-        )
-        if m.annotations
-        else m
-        for m in messages
-    ]
+    kept = forget_dead_citations(messages, live)
     conn.executemany(_INSERT_MESSAGES, _message_rows(thread, start, kept))
     conn.executemany(
         "INSERT OR IGNORE INTO thread_citations (tenant_id, memory_id, thread, seq)"
