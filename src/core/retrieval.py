@@ -12,7 +12,7 @@ from typing import Literal, TypeAlias
 from attrs import define, field, frozen
 
 from memoryd.core.errors import ConfigurationError, Forbidden
-from memoryd.core.filters import Condition, MemoryFilter
+from memoryd.core.filters import Clause, MemoryFilter
 from memoryd.core.model import Caller, DocumentKey, ScoredMemory
 from memoryd.core.ports import (
     Candidate,
@@ -33,7 +33,7 @@ class SearchRequest:
     limit: int = 10
     #: Results whose cosine similarity is below this are left out.
     threshold: float = 0.0
-    conditions: tuple[Condition, ...] = ()
+    conditions: tuple[Clause, ...] = ()
     after: datetime | None = None
     before: datetime | None = None
     #: Run the rerankers (those the ``rerankers`` setting names) over the candidate pool.

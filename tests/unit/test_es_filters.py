@@ -9,6 +9,7 @@ must agree with ``MemoryFilter.matches`` on every memory.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -37,25 +38,35 @@ def well_formed(query: Any) -> None:
     assert isinstance(query, dict), query
     assert len(query) == 1, query
     ((kind, body),) = query.items()
-    if kind == "match_none":
+    if kind in {"match_none", "match_all"}:
         assert body == {}
         return
     if kind == "bool":
         assert body, body
-        assert set(body) <= {"filter", "must_not"}, body
-        for clauses in body.values():
+        assert set(body) <= {"filter", "must_not", "should", "minimum_should_match"}, body
+        # A should beside a filter would only score: it must always be required.
+        assert ("should" in body) == (body.get("minimum_should_match") == 1), body
+        for name, clauses in body.items():
+            if name == "minimum_should_match":
+                continue
             assert isinstance(clauses, list), body
             assert clauses, body
             for clause in clauses:
                 well_formed(clause)
         return
-    assert kind in {"term", "terms", "range"}, kind
+    assert kind in {"term", "terms", "range", "wildcard", "regexp"}, kind
     assert isinstance(body, dict), body
     assert len(body) == 1, body
     ((field, value),) = body.items()
     assert field in FIELDS, field
     scalar = str if FIELDS[field] == "keyword" else int
-    if kind == "term":
+    if kind in {"wildcard", "regexp"}:
+        assert FIELDS[field] == "keyword", field
+        assert isinstance(value, dict), value
+        assert type(value["value"]) is str, value
+        assert set(value) == ({"value"} if kind == "wildcard" else {"value", "flags"}), value
+        assert kind == "wildcard" or value["flags"] == "NONE", value
+    elif kind == "term":
         assert type(value) is scalar, value
     elif kind == "terms":  # an empty terms list is refused by Elasticsearch 8
         assert isinstance(value, list), value
@@ -83,14 +94,19 @@ def document(memory: Memory) -> dict[str, list[Any]]:
 def holds(query: Any, doc: Mapping[str, list[Any]]) -> bool:
     """Whether Elasticsearch would match the document (keyword ranges compare as text)."""
     ((kind, body),) = query.items()
-    if kind == "match_none":
-        return False
+    if kind in {"match_none", "match_all"}:
+        return kind == "match_all"
     if kind == "bool":
-        return all(holds(c, doc) for c in body.get("filter", [])) and not any(
-            holds(c, doc) for c in body.get("must_not", [])
+        return (
+            all(holds(c, doc) for c in body.get("filter", []))
+            and not any(holds(c, doc) for c in body.get("must_not", []))
+            and ("should" not in body or any(holds(c, doc) for c in body["should"]))
         )
     ((field, value),) = body.items()
     values = doc[field]
+    if kind in {"wildcard", "regexp"}:
+        pattern = (_wildcard if kind == "wildcard" else _regexp)(value["value"])
+        return any(pattern.fullmatch(v) for v in values)
     if kind == "term":
         return value in values
     if kind == "terms":
@@ -102,6 +118,34 @@ def holds(query: Any, doc: Mapping[str, list[Any]]) -> bool:
         "lte": lambda a, b: a <= b,
     }
     return any(all(checks[op](v, bound) for op, bound in value.items()) for v in values)
+
+
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    """Lucene's wildcard syntax: ``*``, ``?`` and ``\\`` escapes."""
+    out, chars = [], iter(pattern)
+    for c in chars:
+        out.append({"*": ".*", "?": "."}.get(c) or re.escape(next(chars) if c == "\\" else c))
+    return re.compile("".join(out), re.S)
+
+
+def _regexp(pattern: str) -> re.Pattern[str]:
+    """The subset of Lucene's regexp syntax (flags NONE) that ``_filters`` writes: literals,
+    ``\\`` escapes, ``.``, ``*`` and ``[...]`` classes of literals."""
+    out, chars = [], iter(pattern)
+    for c in chars:
+        if c == "\\":
+            out.append(re.escape(next(chars)))
+        elif c in ".*":
+            out.append(c)
+        elif c == "[":
+            members = "".join(iter(lambda: next(chars), "]"))
+            assert members, pattern
+            assert not {"\\", "-"} & set(members), pattern
+            out.append(f"[{re.escape(members)}]")
+        else:
+            assert c.isalnum() or not c.isascii(), pattern  # Lucene reserves the rest
+            out.append(c)
+    return re.compile("".join(out), re.S)
 
 
 MEMORIES = [item.memory for item in random_memories(300, seed=4)] + [

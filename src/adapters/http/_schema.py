@@ -6,7 +6,6 @@ values. Every limit is a constant below and is documented in docs/api.md.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -17,8 +16,11 @@ from attrs import field, frozen
 from cattrs.errors import AttributeValidationNote, ClassValidationError
 from cattrs.gen import make_dict_structure_fn
 
+from memoryd.adapters.http import _filters_schema
 from memoryd.adapters.http._converter import expect, hook, make_converter, parse_timestamp
-from memoryd.core.filters import OPERATORS, Condition
+from memoryd.adapters.http._filters_schema import Filters
+from memoryd.adapters.http._filters_schema import filters as _filters
+from memoryd.adapters.http._filters_schema import scalar as _scalar
 from memoryd.core.ingest import IngestRequest
 from memoryd.core.model import ContentPart, Message, Scalar
 from memoryd.core.retrieval import SearchRequest
@@ -31,12 +33,12 @@ MAX_URL_CHARS = 8_192
 MAX_TAGS = 100
 MAX_TAG_CHARS = 255
 MAX_METADATA_KEYS = 64
-MAX_METADATA_KEY_CHARS = 128
-MAX_METADATA_VALUE_CHARS = 4_096
+MAX_METADATA_KEY_CHARS = _filters_schema.MAX_METADATA_KEY_CHARS
+MAX_METADATA_VALUE_CHARS = _filters_schema.MAX_METADATA_VALUE_CHARS
 MAX_QUERY_CHARS = 10_000
 MAX_LIMIT = 100
-#: Keys of ``filters``; each key takes at most one of each operator.
-MAX_FILTERS = 32
+#: Keys of ``filters`` in the ``{key: value | {op: value}}`` form.
+MAX_FILTERS = _filters_schema.MAX_FILTERS
 
 #: What "blank" means for tags and queries: only these (ASCII) whitespace characters.
 #: The OpenAPI document says the same with :data:`NOT_BLANK`, which every regex engine reads
@@ -61,7 +63,6 @@ Url = NewType("Url", str)
 Query = NewType("Query", str)
 Limit = NewType("Limit", int)
 Threshold = NewType("Threshold", float)
-Filters = NewType("Filters", tuple[Condition, ...])
 
 
 def bounded_str(value: object, *, lo: int, hi: int, what: str = "a string") -> str:
@@ -129,18 +130,6 @@ NO_TAG = Tag("")
 def tags_of(tags: Tags, tag: Tag) -> tuple[str, ...]:
     """The tags a request names (``containerTags``); ``containerTag`` is a one-element one."""
     return (tag,) if tag else tags
-
-
-def _scalar(value: object, where: str) -> Scalar:
-    if isinstance(value, bool | int | str):
-        if isinstance(value, str) and len(value) > MAX_METADATA_VALUE_CHARS:
-            raise ValueError(f"{where} must be at most {MAX_METADATA_VALUE_CHARS} characters")
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{where} must be a finite number")
-        return value
-    raise TypeError(f"{where} must be a string, number or boolean")
 
 
 def _metadata(value: object) -> Metadata:
@@ -339,44 +328,6 @@ def _threshold(value: object) -> Threshold:
     return Threshold(float(value))
 
 
-def _filters(value: object) -> Filters:
-    """``{"key": scalar}`` is equality; ``{"key": {"gte": 3, "lt": 9}}`` compares."""
-    expect(value, dict, "an object mapping metadata keys to values or comparisons")
-    assert isinstance(value, dict)
-    if len(value) > MAX_FILTERS:
-        raise ValueError(f"must have at most {MAX_FILTERS} keys (got {len(value)})")
-    conditions: list[Condition] = []
-    for key, spec in value.items():
-        if isinstance(spec, list):
-            raise TypeError(
-                f'{key!r}: an array is not a value; use {{"in": [...]}} to match any of several'
-            )
-        if isinstance(spec, dict):
-            if not spec:
-                raise ValueError(f"{key!r}: a comparison needs at least one operator")
-            for op, operand in spec.items():
-                if op not in OPERATORS:
-                    allowed = ", ".join(OPERATORS)
-                    raise ValueError(f"{key!r}: unknown operator {op!r}; use one of {allowed}")
-                conditions.append(Condition(key, op, _operand(key, op, operand)))
-        else:
-            conditions.append(Condition(key, "eq", _scalar(spec, repr(key))))
-    return Filters(tuple(conditions))
-
-
-def _operand(key: str, op: str, operand: object) -> Scalar | tuple[Scalar, ...]:
-    where = f"{key!r} {op}"
-    if op == "in":
-        expect(operand, list, f"an array for {where}")
-        assert isinstance(operand, list)
-        return tuple(_scalar(v, where) for v in operand)
-    if op in {"gt", "gte", "lt", "lte"} and (
-        isinstance(operand, bool) or not isinstance(operand, int | float)
-    ):
-        raise TypeError(f"{where} needs a number")
-    return _scalar(operand, where)
-
-
 @frozen
 class SearchIn:
     q: Query
@@ -385,7 +336,7 @@ class SearchIn:
     containerTag: Tag = NO_TAG
     limit: Limit = Limit(10)
     threshold: Threshold = Threshold(0.0)
-    filters: Filters = Filters(())
+    filters: Filters = field(factory=lambda: Filters(()))
     after: datetime | None = None
     before: datetime | None = None
     #: Run the configured rerankers (the ``rerankers`` setting) over the candidates.

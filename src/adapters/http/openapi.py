@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from memoryd.adapters.http import _filters_schema as fs
 from memoryd.adapters.http import _schema as s
 from memoryd.adapters.http._keys import CONFIG
 
@@ -98,6 +99,76 @@ _COMPARISON = {
         "in": {"type": "array", "items": SCALAR},
     },
 }
+_FLAG = {"anyOf": [{"type": "boolean"}, {"enum": ["true", "false"]}]}
+
+
+def _when(kind: str) -> dict[str, Any]:
+    """The condition's filterType is ``kind``."""
+    return {"required": ["filterType"], "properties": {"filterType": {"const": kind}}}
+
+
+def _unless(kind: str, then: Mapping[str, Any]) -> dict[str, Any]:
+    """``then`` holds, or the filterType is not ``kind``."""
+    return {"anyOf": [{"properties": {"filterType": {"not": {"const": kind}}}}, dict(then)]}
+
+
+_FILTER_CONDITION = {
+    "type": "object",
+    "description": (
+        "metadata (default) and array_contains: equality (a string also equals the number and "
+        "the boolean it spells); numeric: numericOperator (default =) on the number; "
+        "string_contains: the value is in a string value (ignoreCase: ignoring case); "
+        "negate: the condition does not hold."
+    ),
+    "required": ["key", "value"],
+    "additionalProperties": False,
+    "properties": {
+        "key": string(1, fs.MAX_METADATA_KEY_CHARS),
+        "value": SCALAR,
+        "filterType": {"enum": list(fs.FILTER_TYPES), "default": "metadata"},
+        "numericOperator": {"enum": list(fs.NUMERIC_OPERATORS), "default": "="},
+        "negate": _FLAG,
+        "ignoreCase": _FLAG,
+    },
+    "allOf": [
+        _unless(
+            "numeric",
+            {
+                "properties": {
+                    "value": {"anyOf": [{"type": "number"}, string(pattern=fs.NUMBER_PATTERN)]}
+                }
+            },
+        ),
+        _unless(
+            "string_contains",
+            {"properties": {"value": string(hi=fs.MAX_CONTAINS_CHARS)}},
+        ),
+        {"anyOf": [{"not": {"required": ["numericOperator"]}}, _when("numeric")]},
+        {
+            "anyOf": [
+                {"properties": {"ignoreCase": {"enum": [False, "false"]}}},
+                _when("string_contains"),
+            ]
+        },
+    ],
+}
+
+
+def _nested(op: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": [op],
+        "additionalProperties": False,
+        "properties": {
+            op: {
+                "type": "array",
+                "maxItems": fs.MAX_FILTER_CONDITIONS,
+                "items": {"anyOf": [_ref("FilterCondition"), _ref("FilterExpression")]},
+            }
+        },
+    }
+
+
 _TEXT_PART = {
     "type": "object",
     "required": ["type", "text"],
@@ -119,6 +190,15 @@ _IMAGE_PART = {
 }
 
 SCHEMAS: dict[str, Any] = {
+    "FilterCondition": _FILTER_CONDITION,
+    "FilterExpression": {
+        "description": (
+            f"supermemory's nested filters: AND (all hold; [] matches everything) or OR (one "
+            f"holds; [] matches nothing) of conditions and expressions, at most "
+            f"{fs.MAX_FILTER_DEPTH} levels and {fs.MAX_FILTER_CONDITIONS} conditions in all."
+        ),
+        "oneOf": [_nested("AND"), _nested("OR")],
+    },
     "Error": {
         "type": "object",
         "required": ["error"],
@@ -206,15 +286,20 @@ SCHEMAS: dict[str, Any] = {
             "limit": {"type": "integer", "minimum": 1, "maximum": s.MAX_LIMIT, "default": 10},
             "threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": 0},
             "filters": {
-                "type": "object",
-                "maxProperties": s.MAX_FILTERS,
-                "description": (
-                    'Metadata conditions, all of which must hold: {"key": value} for '
-                    'equality, {"key": {"gt"|"gte"|"lt"|"lte": number, "ne": value, '
-                    '"in": [values], "eq": value}} for comparisons. An array is not a value: '
-                    'use {"in": [...]}.'
-                ),
-                "additionalProperties": {"anyOf": [SCALAR, _COMPARISON]},
+                "anyOf": [
+                    {
+                        "type": "object",
+                        "maxProperties": s.MAX_FILTERS,
+                        "description": (
+                            'Metadata conditions, all of which must hold: {"key": value} for '
+                            'equality, {"key": {"gt"|"gte"|"lt"|"lte": number, "ne": value, '
+                            '"in": [values], "eq": value}} for comparisons. An array is not a '
+                            'value: use {"in": [...]}.'
+                        ),
+                        "additionalProperties": {"anyOf": [SCALAR, _COMPARISON]},
+                    },
+                    _ref("FilterExpression"),
+                ]
             },
             "after": {**nullable(TIME), "description": "Only memories said at or after this time."},
             "before": {**nullable(TIME), "description": "Only memories said before this time."},

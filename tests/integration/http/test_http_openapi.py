@@ -68,6 +68,41 @@ AGREEMENT = [
     ("/v4/search", {"q": "x", "filters": {"n": {"gt": "3"}}}, False),
     ("/v4/search", {"q": "x", "filters": {"n": {}}}, False),
     ("/v4/search", {"q": "x", "filters": {"n": {"like": 1}}}, False),
+    # supermemory's nested form beside it:
+    ("/v4/search", {"q": "x", "filters": {"AND": [{"key": "k", "value": "v"}, {"OR": []}]}}, True),
+    ("/v4/search", {"q": "x", "filters": {"AND": [], "k": 1}}, False),
+    ("/v4/search", {"q": "x", "filters": {"AND": "v"}}, True),  # a key named AND
+    (
+        "/v4/search",
+        {"q": "x", "filters": {"OR": [{"key": "n", "value": "x", "filterType": "numeric"}]}},
+        False,
+    ),
+    (
+        "/v4/search",
+        {"q": "x", "filters": {"OR": [{"key": "n", "value": "-2.5e3", "filterType": "numeric"}]}},
+        True,
+    ),
+    (
+        "/v4/search",
+        {"q": "x", "filters": {"OR": [{"key": "n", "value": "1", "numericOperator": ">"}]}},
+        False,
+    ),
+    (
+        "/v4/search",
+        {"q": "x", "filters": {"OR": [{"key": "n", "value": "a", "ignoreCase": True}]}},
+        False,
+    ),
+    (
+        "/v4/search",
+        {"q": "x", "filters": {"OR": [{"key": "n", "value": 1, "filterType": "string_contains"}]}},
+        False,
+    ),
+    (
+        "/v4/search",
+        {"q": "x", "filters": {"OR": [{"key": "n", "value": "a", "negate": "yes"}]}},
+        False,
+    ),
+    ("/v4/search", {"q": "x", "filters": {"OR": [{"key": "n", "value": "a", "extra": 1}]}}, False),
     ("/v4/search", {"q": "x", "after": None, "limit": 10.0}, True),
     ("/v4/search", {"q": " \t "}, False),
     ("/v4/search", {"q": "\u00a0"}, True),

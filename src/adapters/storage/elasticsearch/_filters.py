@@ -15,6 +15,14 @@ only unescaped quote, so no key is a prefix of another's term) followed by
 
 A condition that can never match (``gt`` a string, ``in`` nothing) is
 ``match_none``, never a clause that silently matches everything.
+
+``contains`` is a ``wildcard`` over ``KEY s*TEXT*`` (the key's prefix keeps it
+to that key's strings). ``icontains`` is a ``regexp`` whose key part is
+literal and whose text part is, character by character, the class of
+``case_variants`` (``case_insensitive`` would fold the key too, and let
+``"Key"`` reach ``"key"``'s values). ``AllOf`` is a ``bool.filter``,
+``AnyOf`` a ``bool.should`` with ``minimum_should_match: 1`` (no clause:
+``match_none``), ``Not`` a ``bool.must_not``.
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from memoryd.core.filters import Condition, MemoryFilter
+from memoryd.core.errors import FieldError, ValidationFailed
+from memoryd.core.filters import AllOf, AnyOf, Clause, Condition, MemoryFilter, Not, case_variants
 from memoryd.core.model import Scalar
 
 Query = dict[str, Any]
@@ -36,6 +45,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 #: After every number's hex digits (0-9, a-f): the exclusive end of a key's numbers.
 _PAST_NUMBERS = "g"
+#: Elasticsearch's default ``index.max_regex_length``: the longest ``regexp`` it runs.
+MAX_REGEX_LENGTH = 1_000
+MATCH_ALL: Query = {"match_all": {}}
 
 
 def to_micros(value: datetime) -> int:
@@ -93,9 +105,63 @@ def _equals(key: str, value: Scalar) -> Query:
     return MATCH_NONE if found is None else {"term": {"metadata_terms": found}}
 
 
+def _wildcard_literal(text: str) -> str:
+    return "".join(f"\\{c}" if c in "\\*?" else c for c in text)
+
+
+def _regexp_literal(char: str) -> str:
+    # Lucene reads ``\d``, ``\w`` ... as classes: only ASCII non-alphanumerics are escaped.
+    return char if not char.isascii() or char.isalnum() else f"\\{char}"
+
+
+def _substring(key: str, value: object, *, ignore_case: bool) -> Query:
+    if not isinstance(value, str):
+        return MATCH_NONE
+    prefix = f"{_key(key)}s"
+    if not ignore_case:
+        pattern = f"{_wildcard_literal(prefix)}*{_wildcard_literal(value)}*"
+        return {"wildcard": {"metadata_terms": {"value": pattern}}}
+    text = "".join(
+        _regexp_literal(c) if len(v := case_variants(c)) == 1 else f"[{v}]" for c in value
+    )
+    regex = "".join(_regexp_literal(c) for c in prefix) + ".*" + text + ".*"
+    if len(regex) > MAX_REGEX_LENGTH:
+        raise ValidationFailed(
+            [
+                FieldError(
+                    "filters",
+                    f"an ignoreCase string_contains on {key!r} is too long for Elasticsearch "
+                    f"(a regexp of {len(regex)} characters; index.max_regex_length is "
+                    f"{MAX_REGEX_LENGTH}): shorten the value or the key",
+                )
+            ]
+        )
+    return {"regexp": {"metadata_terms": {"value": regex, "flags": "NONE"}}}
+
+
+def clause_query(clause: Clause) -> Query:
+    """One clause (a condition, or AND/OR/NOT of clauses) with exactly its meaning."""
+    if isinstance(clause, Condition):
+        return condition_query(clause)
+    if isinstance(clause, Not):
+        return {"bool": {"must_not": [clause_query(clause.clause)]}}
+    if isinstance(clause, AllOf):
+        if not clause.clauses:
+            return MATCH_ALL
+        return {"bool": {"filter": [clause_query(c) for c in clause.clauses]}}
+    assert isinstance(clause, AnyOf)
+    if not clause.clauses:
+        return MATCH_NONE
+    return {
+        "bool": {"should": [clause_query(c) for c in clause.clauses], "minimum_should_match": 1}
+    }
+
+
 def condition_query(condition: Condition) -> Query:  # noqa: PLR0911 - one per operator
     """One condition as a query that matches exactly the memories it holds for."""
     key, op, value = condition.key, condition.op, condition.value
+    if op in ("contains", "icontains"):
+        return _substring(key, value, ignore_case=op == "icontains")
     if op == "eq":
         return _equals(key, value)  # type: ignore[arg-type]
     if op == "ne":  # a memory without the key matches
@@ -139,7 +205,7 @@ def filter_clauses(memory_filter: MemoryFilter) -> list[Query]:
         said["lt"] = to_micros(memory_filter.before)
     if said:
         clauses.append({"range": {"said_at_us": said}})
-    clauses.extend(condition_query(c) for c in memory_filter.conditions)
+    clauses.extend(clause_query(c) for c in memory_filter.conditions)
     return clauses
 
 

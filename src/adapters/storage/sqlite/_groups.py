@@ -14,6 +14,11 @@ Metadata columns (one per key, over groups) hold:
   that equals nothing.
 - ``numbers``: the value as float64 for ``gt/gte/lt/lte``; NaN when missing or
   not a number (every comparison with NaN is false, as the reference wants).
+
+``contains``/``icontains`` are decided once per distinct string of the column
+(by ``Condition.matches`` itself), then spread to the groups through their
+codes. ``AllOf``/``AnyOf``/``Not`` combine the clauses' masks with ``&``, ``|``
+and ``~``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,15 @@ from typing import TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-from memoryd.core.filters import Condition, MemoryFilter
+from memoryd.core.filters import (
+    SUBSTRING_OPERATORS,
+    AllOf,
+    AnyOf,
+    Clause,
+    Condition,
+    MemoryFilter,
+    Not,
+)
 from memoryd.core.model import Scalar
 
 Mask: TypeAlias = npt.NDArray[np.bool_]
@@ -170,9 +183,25 @@ class Groups:
                 if members:
                     tagged[np.fromiter(members, np.intp, len(members))] = True
             ok &= tagged
-        for condition in memory_filter.conditions:
-            ok &= self._condition(condition, size)
+        for clause in memory_filter.conditions:
+            ok &= self._clause(clause, size)
         return ok
+
+    def _clause(self, clause: Clause, size: int) -> Mask:
+        if isinstance(clause, Condition):
+            return self._condition(clause, size)
+        if isinstance(clause, Not):
+            return ~self._clause(clause.clause, size)
+        if isinstance(clause, AllOf):
+            out = np.ones(size, np.bool_)
+            for inner in clause.clauses:
+                out &= self._clause(inner, size)
+            return out
+        assert isinstance(clause, AnyOf)
+        out = np.zeros(size, np.bool_)
+        for inner in clause.clauses:
+            out |= self._clause(inner, size)
+        return out
 
     def _condition(self, condition: Condition, size: int) -> Mask:
         column = self._columns.get(condition.key)
@@ -180,6 +209,8 @@ class Groups:
             return np.full(size, condition.op == "ne", np.bool_)
         if condition.op in ("eq", "ne", "in"):
             return _equality(column, condition, size)
+        if condition.op in SUBSTRING_OPERATORS:
+            return _substring(column, condition, size)
         return _comparison(column, condition, size)
 
 
@@ -195,6 +226,18 @@ def _equality(column: _Column, condition: Condition, size: int) -> Mask:
     else:
         equal = np.isin(codes, np.asarray(found, np.int32))
     return ~equal if condition.op == "ne" else equal
+
+
+def _substring(column: _Column, condition: Condition, size: int) -> Mask:
+    key = condition.key
+    found = [
+        code
+        for (kind, value), code in column.tokens.items()
+        if kind == "s" and condition.matches({key: value})
+    ]
+    if not found:
+        return np.zeros(size, np.bool_)
+    return np.isin(column.codes[:size], np.asarray(found, np.int32))
 
 
 def _comparison(column: _Column, condition: Condition, size: int) -> Mask:
