@@ -4,6 +4,7 @@
     python -m bench --quick              # small N, under 2 minutes (the test suite runs it)
     python -m bench --only quality       # parts: quality, ingest, latency, million, chat, load,
                                          #        contention
+    python -m bench --embedder minilm,e5 # every part once per embedder, columns side by side
 
 Only a full run rewrites docs/benchmarks.md; a quick or partial run writes
 $TMPDIR/memoryd-benchmarks-quick.md (or -partial.md) unless ``--out`` says where.
@@ -22,8 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import locomo_eval as le
-from bench.report import render
-from bench.runner import FULL, PARTS, QUICK, REPO, log, run
+from bench.report import render, render_many
+from bench.runner import ES_PARTS, FULL, PARTS, QUICK, REPO, log, run
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -39,6 +40,19 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--locomo", type=Path, default=le.DEFAULT_PATH, help="locomo10.json")
     parser.add_argument("--load-tool", choices=("auto", "wrk", "asyncio"), default="auto")
+    parser.add_argument(
+        "--embedder",
+        action="append",
+        default=[],
+        metavar="NAME[,NAME...]",
+        help="run the parts once per embedder (repeatable; default: the default embedder once)",
+    )
+    parser.add_argument(
+        "--storage",
+        choices=("sqlite", "elasticsearch"),
+        default="sqlite",
+        help="the backend (elasticsearch: a local noida-db server; parts: quality)",
+    )
     return parser.parse_args(argv)
 
 
@@ -48,11 +62,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = parts - set(PARTS)
     if unknown:
         raise SystemExit(f"unknown parts: {', '.join(sorted(unknown))} (known: {PARTS})")
+    if args.storage == "elasticsearch":
+        if args.only == ",".join(PARTS):
+            parts = set(ES_PARTS)
+        elif parts - set(ES_PARTS):
+            raise SystemExit(f"--storage elasticsearch runs the parts {ES_PARTS} only")
     mode = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="memoryd-bench-") as tmp:
         work = args.work_dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        full = not args.quick and parts == set(PARTS)
+        full = not args.quick and parts == set(PARTS) and args.storage == "sqlite"
         # Only a full run rewrites docs/benchmarks.md; a quick or partial one writes beside it.
         spare = (
             Path(tempfile.gettempdir())
@@ -60,9 +79,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         out = args.out or (REPO / "docs/benchmarks.md" if full else spare)
         command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
-        results = run(args, parts, mode, work, command=command.strip())
+        embedders = list(
+            dict.fromkeys(n.strip() for v in args.embedder for n in v.split(",") if n.strip())
+        )
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(render(results), encoding="utf-8")
+        if not embedders:
+            results = run(args, parts, mode, work, command=command.strip())
+            out.write_text(render(results), encoding="utf-8")
+        else:
+            runs = []
+            for name in embedders:
+                log(f"embedder {name}: every part ...")
+                # Each its own data dirs: --reuse finds them again under the same name.
+                place = work / f"embedder-{name}"
+                place.mkdir(parents=True, exist_ok=True)
+                env = {"MEMORYD_EMBEDDER": name}
+                runs.append((name, run(args, parts, mode, place, command=command.strip(), env=env)))
+            out.write_text(render_many(runs), encoding="utf-8")
         log(f"wrote {out}")
     return 0
 

@@ -393,3 +393,78 @@ def render(r: Results) -> str:
     if not r.quick and ANALYSIS.exists():
         lines += [ANALYSIS.read_text(encoding="utf-8").rstrip(), ""]
     return "\n".join(lines)
+
+
+def _recall(r: Results, group: str, at: int) -> str:
+    row = _cat14(r.quality.memoryd, group) if r.quality else None
+    return _f(row.recalls[at]) if row else "—"
+
+
+def _ingest_rate(r: Results) -> str:
+    if r.ingest:
+        return f"{r.ingest.messages_per_second:.1f} msg/s"
+    if r.build and not r.build_reused and r.build.seconds:
+        return f"{r.build.messages_per_second:.1f} msg/s (build)"
+    return "—"
+
+
+def embedders_section(runs: Sequence[tuple[str, Results]]) -> list[str]:
+    """One column per embedder: recall (dev and held-out), ingest rate, search p95, RSS."""
+    names = [name for name, _ in runs]
+    rows: list[tuple[str, list[str]]] = [
+        ("LoCoMo R@5, cat 1-4, dev conv 0-4", [_recall(r, "dev conv 0-4", 1) for _, r in runs]),
+        ("LoCoMo R@10, cat 1-4, dev conv 0-4", [_recall(r, "dev conv 0-4", 2) for _, r in runs]),
+        ("LoCoMo R@5, cat 1-4, held-out conv 5-9",
+         [_recall(r, "held-out conv 5-9", 1) for _, r in runs]),
+        ("LoCoMo R@10, cat 1-4, held-out conv 5-9",
+         [_recall(r, "held-out conv 5-9", 2) for _, r in runs]),
+        ("ingest rate over HTTP", [_ingest_rate(r) for _, r in runs]),
+    ]  # fmt: skip
+    # Every size measured; without the latency parts, the rows say "—" (not run).
+    labels = list(dict.fromkeys(s.label for _, r in runs for s in r.sizes)) or [None]
+    for label in labels:
+        by = [{s.label: s for s in r.sizes}.get(label) if label else None for _, r in runs]
+        at = f" at {label}" if label else ""
+        rows.append((f"search p95{at}", [f"{_ms(s.unfiltered.p95)} ms" if s else "—"
+                                          for s in by]))  # fmt: skip
+        rows.append((f"server RSS{at}", [f"{s.rss_mib:,.0f} MiB" if s else "—"
+                                          for s in by]))  # fmt: skip
+    lines = [
+        "## Embedders side by side",
+        "",
+        "Each embedder ran every part below on its own data dirs (`--embedder`, "
+        "`MEMORYD_EMBEDDER`); the sections after this one give each run in full.",
+        "",
+        "| | " + " | ".join(f"`{n}`" for n in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    lines += [f"| {what} | " + " | ".join(values) + " |" for what, values in rows]
+    return [*lines, ""]
+
+
+def render_many(runs: Sequence[tuple[str, Results]]) -> str:
+    """The report of one run per embedder: the columns side by side, then each run."""
+    if len(runs) == 1:
+        return render(runs[0][1])
+    first = runs[0][1]
+    merged = Results(
+        command=first.command,
+        started=first.started,
+        finished=runs[-1][1].finished,
+        machine=first.machine,
+        quick=first.quick,
+        loads=[(f"{name}, {phase}", avg) for name, r in runs for phase, avg in r.loads],
+    )
+    marker = "## Targets\n"
+    head = render(merged).split(marker, 1)[0]
+    lines = [head.rstrip(), "", *embedders_section(runs)]
+    analysis = ANALYSIS.read_text(encoding="utf-8").rstrip() if ANALYSIS.exists() else ""
+    for name, r in runs:
+        body = render(r).split(marker, 1)[1]
+        body = body.replace(analysis, "") if analysis and not r.quick else body
+        # Each run's sections one level down, under its embedder.
+        body = "\n".join(f"#{ln}" if ln.startswith("## ") else ln for ln in body.splitlines())
+        lines += [f"## Embedder `{name}`", "", f"### Targets ({name})", body.lstrip("\n"), ""]
+    if analysis and not first.quick:
+        lines += [analysis, ""]
+    return "\n".join(lines)

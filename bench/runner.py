@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shutil
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from attrs import define
 from bench import locomo_eval as le
 from bench._corpus import Corpus
 from bench._http import client
+from bench._noida import elasticsearch_env, local_elasticsearch
 from bench._server import start_server
 from bench.build import measure_ingest, run_build
 from bench.contention import run_contention
@@ -25,6 +28,8 @@ from bench.scale import Plan, Questions, measure
 
 REPO = Path(__file__).resolve().parent.parent
 PARTS = ("quality", "ingest", "latency", "million", "chat", "load", "contention")
+#: The parts that ``--storage elasticsearch`` runs (over a local noida-db server).
+ES_PARTS = ("quality",)
 
 
 @define
@@ -89,8 +94,13 @@ def run(
     work: Path,
     *,
     command: str = "python -m bench --quick",
+    env: Mapping[str, str] | None = None,
 ) -> Results:
-    """Run ``parts`` in ``mode`` with scratch space in ``work``; the results."""
+    """Run ``parts`` in ``mode`` with scratch space in ``work``; the results.
+
+    ``env`` goes to every memoryd the parts start (``MEMORYD_EMBEDDER``: ``--embedder``).
+    """
+    env = dict(env or {})
     results = Results(
         command=command,
         started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -102,13 +112,14 @@ def run(
     samples = le.load_locomo(args.locomo)
     if "quality" in parts:
         log("quality: LoCoMo through HTTP ...")
-        results.quality = asyncio.run(quality(samples, mode, work))
+        storage = getattr(args, "storage", "sqlite")
+        results.quality = asyncio.run(quality(samples, mode, work, storage=storage, env=env))
         results.loads.append(("after quality", load_average()))
     corpus = Corpus(samples)
     if "ingest" in parts:
         log(f"ingest: {mode.ingest_messages:,} messages through HTTP, raw model before and after")
         results.ingest = asyncio.run(
-            measure_ingest(corpus, mode.ingest_messages, work, {},
+            measure_ingest(corpus, mode.ingest_messages, work, env,
                            raw_messages=mode.ingest_raw_messages, log=log)
         )  # fmt: skip
         results.loads.append(("after ingest throughput", load_average()))
@@ -116,13 +127,13 @@ def run(
         log("contention: search idle and during a maximal ingest ...")
         results.contention = asyncio.run(
             run_contention(corpus, work, idle_searches=mode.contention_searches,
-                           env=dict(mode.contention_env), log=log)
+                           env={**env, **dict(mode.contention_env)}, log=log)
         )  # fmt: skip
         results.loads.append(("after contention", load_average()))
     if parts & {"ingest", "latency", "million", "chat", "load"}:
         log(f"scale: building {mode.sizes} through HTTP ...")
         build, reused = run_build(
-            corpus, mode.sizes, work, {}, raw_messages=mode.raw_messages, reuse=args.reuse, log=log
+            corpus, mode.sizes, work, env, raw_messages=mode.raw_messages, reuse=args.reuse, log=log
         )
         results.build, results.build_reused = build, reused
         results.loads.append(("after building the data dirs", load_average()))
@@ -143,7 +154,7 @@ def run(
                 )
             ran = asyncio.run(
                 measure(label(size), Path(build.dirs[size]), key=build.key, tenant=build.tenant,
-                        questions=questions, plan=plan, env={}, work=work, log=log)
+                        questions=questions, plan=plan, env=env, work=work, log=log)
             )  # fmt: skip
             results.sizes.append(ran.size)
             results.chat = ran.chat or results.chat
@@ -159,7 +170,7 @@ def run(
             results.loads.append(("after fill", load_average()))
             ran = asyncio.run(
                 measure(label(mode.million), target, key=build.key, tenant=build.tenant,
-                        questions=questions, plan=mode.million_plan, env={}, work=work,
+                        questions=questions, plan=mode.million_plan, env=env, work=work,
                         copy=False, log=log)
             )  # fmt: skip
             results.sizes.append(ran.size)
@@ -182,9 +193,21 @@ def _questions_needed(mode: Mode) -> int:
     return per * len(mode.sizes) + million + mode.chat + mode.load_queries
 
 
-async def quality(samples: list[le.Sample], mode: Mode, work: Path) -> QualityResult:
+async def quality(
+    samples: list[le.Sample],
+    mode: Mode,
+    work: Path,
+    *,
+    storage: str = "sqlite",
+    env: Mapping[str, str] | None = None,
+) -> QualityResult:
     shutil.rmtree(work / "quality", ignore_errors=True)
-    with start_server(work / "quality") as server:
+    with contextlib.ExitStack() as stack:
+        env = dict(env or {})
+        if storage == "elasticsearch":
+            url = stack.enter_context(local_elasticsearch(work / "noida"))
+            env.update(elasticsearch_env(url))
+        server = stack.enter_context(start_server(work / "quality", env=env))
         assert server.key is not None
         async with client(server.url, server.key) as api:
             return await run_quality(api, samples, pick=mode.samples, sessions=mode.sessions)

@@ -82,7 +82,7 @@ async def measure(
     vectors = read_vectors(run_dir / DB, tenant)
     share = vectors.bucket3 / len(vectors.ids) if vectors.ids else 0.0
     recall_questions = questions.take(plan.recall)
-    query_vectors = embed_queries(recall_questions)
+    query_vectors = embed_queries(recall_questions, env.get("MEMORYD_EMBEDDER", "minilm"))
     floor = floor_ms(vectors.matrix, query_vectors)
     memories = len(vectors.ids)
     rows = len(vectors.matrix)

@@ -17,7 +17,7 @@ import ipaddress
 import logging
 import signal
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 from aiohttp import web
@@ -29,6 +29,7 @@ from memoryd.adapters.http import HttpConfig, ServerLimits, Services, build_app,
 from memoryd.core.auth import Authenticator, digest, new_key
 from memoryd.core.chat import DEFAULT_SYSTEM_PROMPT, ChatPolicy, ChatService
 from memoryd.core.conversations import ConversationService
+from memoryd.core.errors import ConfigurationError
 from memoryd.core.indexer import Indexer
 from memoryd.core.ingest import IngestService
 from memoryd.core.memories import MemoryPolicy
@@ -52,6 +53,9 @@ from memoryd.plugins.builtin import llamacpp as llamacpp_plugin
 from memoryd.plugins.host import PluginHost
 from memoryd.plugins.registry import ChatModelEntry
 from memoryd.settings import Settings
+
+if TYPE_CHECKING:
+    from memoryd.adapters.storage.sqlite import ModelSwitch
 
 log = logging.getLogger("memoryd")
 
@@ -366,6 +370,54 @@ async def embedder(settings: Settings) -> AsyncIterator[Embedder]:
     """The configured embedder, outside an app (benchmarks, tests)."""
     async with plugin_host(settings).open_embedder(settings.embedder, settings=settings) as found:
         yield found
+
+
+def memory_policy(settings: Settings) -> MemoryPolicy:
+    """How messages become memories, from the ``memory_*`` settings (as the app builds it)."""
+    return MemoryPolicy(
+        context_before=settings.memory_context_before,
+        context_after=settings.memory_context_after,
+        piece_words=settings.memory_piece_words,
+        max_chars=settings.memory_max_chars,
+    )
+
+
+@contextlib.asynccontextmanager
+async def part_handlers(settings: Settings, embedder: Embedder) -> AsyncIterator[list[PartHandler]]:
+    """The plugins' part handlers outside an app (``memoryd reindex --embedder``)."""
+    plugins = plugin_host(settings)
+    async with contextlib.AsyncExitStack() as stack:
+        session = await stack.enter_async_context(contextlib.asynccontextmanager(http_session)())
+        tokens = await stack.enter_async_context(
+            contextlib.asynccontextmanager(token_counter)(settings)
+        )
+        yield plugin_part_handlers(settings, plugins, session, embedder, tokens)
+
+
+@contextlib.asynccontextmanager
+async def model_switch(settings: Settings, embedder: Embedder) -> AsyncIterator[ModelSwitch]:
+    """The storage opened alone and marked as switching to ``embedder``'s model.
+
+    Only the SQLite backend can switch (``adapters/storage/sqlite/_switch.py``).
+    """
+    if settings.storage != "sqlite":
+        raise ConfigurationError(
+            f"memoryd reindex --embedder is not supported on {settings.storage} yet: only "
+            'on storage = "sqlite". (Plain memoryd reindex, which keeps the embedder, is.)',
+            details={"setting": "storage", "storage": settings.storage},
+        )
+    from memoryd.adapters.storage.sqlite import open_for_model_switch
+
+    switch = await open_for_model_switch(
+        settings.database_path,
+        embedder=settings.embedder,
+        model_name=embedder.model_name,
+        dimension=embedder.dimension,
+    )
+    try:
+        yield switch
+    finally:
+        await switch.backend.close()
 
 
 @contextlib.asynccontextmanager

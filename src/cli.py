@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     reindex = sub.add_parser("reindex", help="rebuild the search index from the store")
     _common(reindex)
     reindex.add_argument("--tenant", help="only this tenant's memories (default: every tenant)")
+    reindex.add_argument(
+        "--embedder",
+        metavar="NAME",
+        help="re-embed every memory with this embedder first (server stopped; SQLite only)",
+    )
 
     _es_parser(sub)
     config = sub.add_parser("config", help="print the effective settings (secrets hidden)")
@@ -205,16 +210,65 @@ async def _reindex(args: argparse.Namespace, settings: Settings) -> int:
             flush=True,
         )
 
+    if args.embedder is not None:
+        if args.tenant is not None:
+            raise ConfigurationError("--embedder re-embeds every tenant: leave out --tenant")
+        settings = attrs.evolve(settings, embedder=args.embedder)
     host = bootstrap.plugin_host(settings)
-    async with (
-        bootstrap.embedder(settings) as embedder,
-        host.open_storage(settings.storage, settings=settings, embedder=embedder) as backend,
-    ):
-        last = await reindex(
-            backend.conversations, backend.index, tenant_id=args.tenant, progress=report
-        )
+    async with bootstrap.embedder(settings) as embedder:
+        if args.embedder is not None:
+            await _reembed(settings, embedder)
+        async with host.open_storage(
+            settings.storage, settings=settings, embedder=embedder
+        ) as backend:
+            last = await reindex(
+                backend.conversations, backend.index, tenant_id=args.tenant, progress=report
+            )
     print("Reindexed." if last is not None else "Nothing to reindex: the store is empty.")
+    if args.embedder is not None:
+        print(
+            f"The data dir is now embedded with {embedder.model_name!r}: start memoryd with "
+            f'embedder = "{args.embedder}" (or MEMORYD_EMBEDDER={args.embedder}).'
+        )
     return 0
+
+
+async def _reembed(settings: Settings, embedder: Any) -> None:
+    """``reindex --embedder``: every conversation's memories built again and re-embedded.
+
+    The file is marked as switching first and records the new model only once
+    every conversation is done (``adapters/storage/sqlite/_switch.py``).
+    """
+    from tqdm import tqdm
+
+    from memoryd import bootstrap
+    from memoryd.core.reembed import ReembedProgress, reembed
+
+    async with (
+        bootstrap.model_switch(settings, embedder) as switch,
+        bootstrap.part_handlers(settings, embedder) as handlers,
+    ):
+        print(
+            f"Re-embedding {switch.conversations} conversations from "
+            f"{switch.previous_model!r} to {embedder.model_name!r}",
+            flush=True,
+        )
+        with tqdm(total=switch.conversations, unit="conv", file=sys.stderr) as bar:
+
+            def advance(p: ReembedProgress) -> None:
+                bar.set_postfix(memories=p.memories, refresh=False)
+                bar.update(1)
+
+            last = await reembed(
+                switch.backend.conversations,
+                embedder,
+                policy=bootstrap.memory_policy(settings),
+                part_handlers=handlers,
+                progress=advance,
+            )
+        await switch.backend.finish_model_switch()
+    done = f"{last.conversations} conversations, {last.memories} memories" if last else "nothing"
+    print(f"Re-embedded {done} with {embedder.model_name!r}.", flush=True)
 
 
 async def _keys(args: argparse.Namespace, settings: Settings) -> int:

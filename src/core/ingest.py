@@ -270,50 +270,70 @@ class IngestService:
                 )
 
     async def _part_texts(self, messages: Sequence[StoredMessage], start: int) -> dict[int, str]:
-        """Text that the first accepting handler makes of each non-text part."""
-        texts: dict[int, str] = {}
-        for i in range(start, len(messages)):
-            found: list[str] = []
-            for part in messages[i].message.content:
-                if part.type == "text":
-                    continue
-                text = await part_text(self.part_handlers, part)
-                if text:
-                    found.append(text)
-            if found:
-                texts[i] = "\n".join(found)
-        return texts
+        return await part_texts(self.part_handlers, messages, start)
 
     async def _embed(
         self, conversation: Conversation, drafts: Sequence[MemoryDraft], now: datetime
     ) -> tuple[IndexedMemory, ...]:
-        """Embed every draft's pieces in one batch; each memory keeps the rows of its pieces."""
-        if not drafts:
-            return ()
-        vectors = await self.embedder.embed_documents([t for d in drafts for t in d.embed_texts])
-        added: list[IndexedMemory] = []
-        row = 0
-        for draft in drafts:
-            pieces = len(draft.embed_texts)
-            added.append(
-                IndexedMemory(
-                    memory=Memory(
-                        id=uuid.uuid4().hex,
-                        tenant_id=conversation.tenant_id,
-                        conversation_id=conversation.conversation_id,
-                        text=draft.text,
-                        positions=draft.positions,
-                        said_at=draft.said_at,
-                        container_tags=conversation.container_tags,
-                        metadata=conversation.metadata,
-                        created_at=now,
-                        updated_at=now,
-                        scope=conversation.scope,
-                        speaker=draft.speaker,
-                    ),
-                    vectors=vectors[row : row + pieces],
-                    keyword_context=draft.keyword_context,
-                )
+        return await embed_drafts(self.embedder, conversation, drafts, now=now)
+
+
+async def part_texts(
+    handlers: Sequence[PartHandler], messages: Sequence[StoredMessage], start: int
+) -> dict[int, str]:
+    """Text that the first accepting handler makes of each non-text part, by position."""
+    texts: dict[int, str] = {}
+    for i in range(start, len(messages)):
+        found: list[str] = []
+        for part in messages[i].message.content:
+            if part.type == "text":
+                continue
+            text = await part_text(handlers, part)
+            if text:
+                found.append(text)
+        if found:
+            texts[i] = "\n".join(found)
+    return texts
+
+
+async def embed_drafts(
+    embedder: Embedder,
+    conversation: Conversation,
+    drafts: Sequence[MemoryDraft],
+    *,
+    now: datetime | Callable[[MemoryDraft], datetime],
+) -> tuple[IndexedMemory, ...]:
+    """Embed every draft's pieces in one batch; each memory keeps the rows of its pieces.
+
+    Each memory gets a new id; ``now`` is its creation time (or says it, per draft).
+    """
+    if not drafts:
+        return ()
+    vectors = await embedder.embed_documents([t for d in drafts for t in d.embed_texts])
+    added: list[IndexedMemory] = []
+    row = 0
+    for draft in drafts:
+        pieces = len(draft.embed_texts)
+        created = now(draft) if callable(now) else now
+        added.append(
+            IndexedMemory(
+                memory=Memory(
+                    id=uuid.uuid4().hex,
+                    tenant_id=conversation.tenant_id,
+                    conversation_id=conversation.conversation_id,
+                    text=draft.text,
+                    positions=draft.positions,
+                    said_at=draft.said_at,
+                    container_tags=conversation.container_tags,
+                    metadata=conversation.metadata,
+                    created_at=created,
+                    updated_at=created,
+                    scope=conversation.scope,
+                    speaker=draft.speaker,
+                ),
+                vectors=vectors[row : row + pieces],
+                keyword_context=draft.keyword_context,
             )
-            row += pieces
-        return tuple(added)
+        )
+        row += pieces
+    return tuple(added)

@@ -172,6 +172,14 @@ class ConversationStore(Protocol):
         """
         ...
 
+    def conversations_of(self, tenant_id: str) -> AsyncIterator[Conversation]:
+        """Every conversation of the tenant (every scope) with its messages in order.
+
+        Read a batch at a time (``memoryd reindex --embedder`` rebuilds each one's
+        memories); a conversation committed while it runs may or may not be seen.
+        """
+        ...
+
 
 @frozen
 class IndexQuery:

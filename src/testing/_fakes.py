@@ -204,6 +204,8 @@ class InMemoryStore:
         self.memories[where] = kept + [a.memory.id for a in change.added]
         for mid in change.removed_memory_ids:
             self.indexed.pop(mid, None)
+        # As the SQLite file does: a replacing edit forgets what threads quote of them.
+        await self.forget_citations(conv.tenant_id, change.removed_memory_ids)
         contexts = dict(change.context_updates)
         for mid in kept:
             old = self.indexed.get(mid)
@@ -295,6 +297,13 @@ class InMemoryStore:
                 metadata=dict(conv.metadata),
                 scope=scope,
             )
+
+    async def conversations_of(self, tenant_id: str) -> AsyncIterator[Conversation]:
+        for (tenant, _, _), conv in sorted(
+            self.conversations.items(), key=lambda item: (item[0][2], item[0][1])
+        ):
+            if tenant == tenant_id:
+                yield conv
 
     # KeyStore
     async def find_key(self, digest: str) -> ApiKey | None:

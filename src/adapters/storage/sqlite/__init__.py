@@ -7,7 +7,12 @@ file and returns a :class:`SqliteBackend` whose ``conversations``, ``keys``,
 
 from __future__ import annotations
 
-from memoryd.adapters.storage.sqlite._backend import SqliteBackend, open_sqlite
+from memoryd.adapters.storage.sqlite._backend import (
+    ModelSwitch,
+    SqliteBackend,
+    open_for_model_switch,
+    open_sqlite,
+)
 from memoryd.adapters.storage.sqlite._conversations import SqliteConversationStore
 from memoryd.adapters.storage.sqlite._index import SqliteMemoryIndex
 from memoryd.adapters.storage.sqlite._keys import SqliteKeyStore
@@ -16,12 +21,14 @@ from memoryd.adapters.storage.sqlite._tenant import ScanTuning
 from memoryd.adapters.storage.sqlite._threads import SqliteThreadStore
 
 __all__ = [
+    "ModelSwitch",
     "ScanTuning",
     "SqliteBackend",
     "SqliteConversationStore",
     "SqliteKeyStore",
     "SqliteMemoryIndex",
     "SqliteThreadStore",
+    "open_for_model_switch",
     "open_sqlite",
     "pin_blas_threads",
 ]

@@ -14,6 +14,12 @@ from memoryd.adapters.storage.sqlite._fts import KEYWORD_BUDGET
 from memoryd.adapters.storage.sqlite._index import SqliteMemoryIndex
 from memoryd.adapters.storage.sqlite._keys import SqliteKeyStore
 from memoryd.adapters.storage.sqlite._schema import check_embedding, migrate, stored_dimension
+from memoryd.adapters.storage.sqlite._switch import (
+    begin_switch,
+    finish_switch,
+    lock_file,
+    unlock_file,
+)
 from memoryd.adapters.storage.sqlite._tenant import DEFAULT_TUNING, ScanTuning
 from memoryd.adapters.storage.sqlite._threads import SqliteThreadStore
 from memoryd.core.errors import ConfigurationError
@@ -29,11 +35,21 @@ class SqliteBackend:
     threads: SqliteThreadStore
     index: SqliteMemoryIndex
     _db: Database = field(alias="db")
+    #: The ``flock`` held on the file (``_switch``): shared by a server, exclusive by a switch.
+    _lock: int | None = field(default=None, alias="lock")
 
     async def close(self) -> None:
         """Finish queued writes, stop the threads, close the connections."""
-        await self.index.close()
-        await self._db.close()
+        try:
+            await self.index.close()
+            await self._db.close()
+        finally:
+            unlock_file(self._lock)
+            self._lock = None
+
+    async def finish_model_switch(self) -> None:
+        """After ``open_for_model_switch`` and the loop: the file is now of the new model."""
+        await self._db.write(finish_switch)
 
 
 async def open_sqlite(
@@ -71,13 +87,20 @@ async def open_sqlite(
         ) from e
     db = Database(path, readers=readers)
     found: list[int | None] = []
+    locks: list[int] = []
 
     def setup(conn: sqlite3.Connection) -> None:
+        if load_index:  # a process that uses the vectors: no switch may run meanwhile
+            locks.append(lock_file(path, exclusive=False))
         migrate(conn, path)
         check_embedding(conn, path, model_name, dimension)
         found.append(stored_dimension(conn))
 
-    await asyncio.get_running_loop().run_in_executor(None, db.open, setup)
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, db.open, setup)
+    except BaseException:
+        unlock_file(locks[0] if locks else None)
+        raise
     dim = dimension if dimension is not None else found[0]
     index = SqliteMemoryIndex(
         db,
@@ -93,6 +116,7 @@ async def open_sqlite(
         threads=SqliteThreadStore(db),
         index=index,
         db=db,
+        lock=locks[0] if locks else None,
     )
     if load_index:
         if dim is None:
@@ -107,3 +131,58 @@ async def open_sqlite(
             await backend.close()
             raise
     return backend
+
+
+@define
+class ModelSwitch:
+    """A file opened to be re-embedded: its stores (no index) and what it was."""
+
+    backend: SqliteBackend
+    #: The model the file recorded before (None: a new file).
+    previous_model: str | None
+    #: How many conversations the file holds (for a progress bar).
+    conversations: int
+
+
+async def open_for_model_switch(
+    path: Path, *, embedder: str, model_name: str, dimension: int
+) -> ModelSwitch:
+    """Open the file alone (an exclusive lock) and mark it as switching to ``model_name``.
+
+    Refuses (``ConfigurationError``) while another process has it open. The
+    conversation store writes vectors of ``dimension``; the index is not
+    loaded. Call ``backend.finish_model_switch()`` after the loop, then close.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigurationError(
+            f"There is no database at {path}: nothing to re-embed. Check data_dir.",
+            details={"path": str(path)},
+        )
+    db = Database(path, readers=1)
+    locks: list[int] = []
+    began: list[tuple[str | None, int]] = []
+
+    def setup(conn: sqlite3.Connection) -> None:
+        locks.append(lock_file(path, exclusive=True))
+        migrate(conn, path)
+        began.append(
+            begin_switch(conn, embedder=embedder, model_name=model_name, dimension=dimension)
+        )
+
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, db.open, setup)
+    except BaseException:
+        unlock_file(locks[0] if locks else None)
+        raise
+    backend = SqliteBackend(
+        path=path,
+        conversations=SqliteConversationStore(db, dimension=dimension),
+        keys=SqliteKeyStore(db),
+        threads=SqliteThreadStore(db),
+        index=SqliteMemoryIndex(db, dimension=dimension),
+        db=db,
+        lock=locks[0],
+    )
+    previous, count = began[0]
+    return ModelSwitch(backend=backend, previous_model=previous, conversations=count)

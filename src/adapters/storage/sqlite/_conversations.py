@@ -229,6 +229,56 @@ class SqliteConversationStore:
                 return
             after = last
 
+    async def conversations_of(self, tenant_id: str) -> AsyncIterator[Conversation]:
+        """Every conversation of the tenant with its messages, a batch per read, by rowid."""
+        after = 0
+        while True:
+            # Bounded: each batch moves ``after`` past the rowids it read.
+            batch, last = await self.db.read(
+                partial(_conversations_batch, tenant_id=tenant_id, after=after)
+            )
+            for conversation in batch:
+                yield conversation
+            if last == after:
+                return
+            after = last
+
+
+#: Conversations read per batch by ``conversations_of``.
+CONVERSATIONS_BATCH = 50
+
+
+def _conversations_batch(
+    conn: sqlite3.Connection, *, tenant_id: str, after: int
+) -> tuple[list[Conversation], int]:
+    with transaction(conn, write=False):
+        rows = conn.execute(
+            "SELECT rowid, id, conversation_id, tags, metadata, created_at, updated_at, scope"
+            " FROM conversations WHERE tenant_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
+            (tenant_id, after, CONVERSATIONS_BATCH),
+        ).fetchall()
+        found: list[Conversation] = []
+        for rowid, cid, conversation_id, tags, metadata, created, updated, scope in rows:
+            messages = conn.execute(
+                f"SELECT {codec.MESSAGE_COLUMNS} FROM messages"  # noqa: S608 - constant
+                " WHERE conversation = ? ORDER BY position",
+                (rowid,),
+            ).fetchall()
+            found.append(
+                Conversation(
+                    id=cid,
+                    tenant_id=tenant_id,
+                    conversation_id=conversation_id,
+                    messages=tuple(codec.message_from_row(m) for m in messages),
+                    container_tags=tuple(codec.loads(tags)),
+                    metadata=codec.loads(metadata),
+                    created_at=codec.from_text(created),
+                    updated_at=codec.from_text(updated),
+                    scope=scope_from_text(scope),
+                )
+            )
+    return found, int(rows[-1][0]) if rows else after
+
 
 def _charge(conn: sqlite3.Connection, charge: TokenCharge) -> None:
     row = conn.execute(

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeAlias
 
+from memoryd.adapters.storage.sqlite._switch import switch_refusal
 from memoryd.core.errors import ConfigurationError
 
 # Full-text search: ``porter unicode61 remove_diacritics 2``. unicode61 splits
@@ -417,6 +418,9 @@ def check_embedding(
 ) -> None:
     """Record the embedding model on first use; refuse a file built with another one."""
     rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    refusal = switch_refusal(path, rows) if model_name is not None else None
+    if refusal is not None:
+        raise refusal
     stored_model = rows.get("embedding_model")
     stored_dim = int(rows["embedding_dimension"]) if "embedding_dimension" in rows else None
     if stored_model is not None and stored_dim is not None and model_name is not None:
@@ -426,8 +430,9 @@ def check_embedding(
                 f"({stored_dim} dimensions), but memoryd is configured to embed with "
                 f"{model_name!r} ({dimension} dimensions). Vectors of different models "
                 "cannot be searched together: set the embedder settings back to "
-                f"{stored_model!r}, or set data_dir to a new directory to start a new "
-                "database with the new model.",
+                f"{stored_model!r}, re-embed the memories with the new model (memoryd "
+                "reindex --embedder NAME, with the server stopped), or set data_dir to a new "
+                "directory to start a new database with the new model.",
                 details={
                     "path": str(path),
                     "storedModel": stored_model,
