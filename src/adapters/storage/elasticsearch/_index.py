@@ -231,10 +231,9 @@ class EsMemoryIndex:
                         "bool": {
                             "must": [
                                 {
-                                    "multi_match": {
+                                    "combined_fields": {
                                         "query": query.text,
-                                        "fields": ["text", f"context^{CONTEXT_WEIGHT}"],
-                                        "type": "most_fields",
+                                        "fields": [f"text^{1 / CONTEXT_WEIGHT:.4f}", "context"],
                                     }
                                 }
                             ],

@@ -39,13 +39,14 @@ _DATE = {"type": "date", "format": "strict_date_optional_time||epoch_millis"}
 #: Like the embedded store's FTS5 (porter, unicode61, remove_diacritics): words are
 #: lower-cased, folded to ASCII, English stopwords dropped, Porter-stemmed.
 ANALYSIS = {
+    "filter": {"memoryd_possessive": {"type": "stemmer", "language": "possessive_english"}},
     "analyzer": {
         "memoryd_text": {
             "type": "custom",
             "tokenizer": "standard",
-            "filter": ["lowercase", "asciifolding", "stop", "porter_stem"],
+            "filter": ["memoryd_possessive", "lowercase", "asciifolding", "stop", "porter_stem"],
         }
-    }
+    },
 }
 
 
