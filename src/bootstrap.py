@@ -50,7 +50,7 @@ from memoryd.core.retrieval import (
     choose_rerankers,
 )
 from memoryd.plugins.builtin import llamacpp as llamacpp_plugin
-from memoryd.plugins.host import PluginHost
+from memoryd.plugins.host import PluginFilters, PluginHost
 from memoryd.plugins.registry import ChatModelEntry
 from memoryd.settings import Settings
 
@@ -174,6 +174,17 @@ def plugin_rerankers(
     return choose_rerankers(installed, settings.rerankers)
 
 
+def plugin_filters(
+    settings: Settings,
+    plugins: PluginHost,
+    session: aiohttp.ClientSession,
+    embedder: Embedder,
+    tokens: TokenCounter,
+) -> PluginFilters:
+    """Every plugin's ingest and result filters (contained)."""
+    return plugins.filters(settings=settings, session=session, embedder=embedder, tokens=tokens)
+
+
 #: The embedded llama.cpp's headroom, which its plugin registers (re-exported for tests).
 EMBEDDED_HEADROOM = llamacpp_plugin.EMBEDDED_HEADROOM
 
@@ -236,6 +247,7 @@ class Container(containers.DeclarativeContainer):
         plugin_part_handlers, settings, plugins, session, embedder, tokens
     )
     rerankers = providers.Singleton(plugin_rerankers, settings, plugins, session, embedder, tokens)
+    filters = providers.Singleton(plugin_filters, settings, plugins, session, embedder, tokens)
 
     policy = providers.Factory(
         MemoryPolicy,
@@ -266,6 +278,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         policy=policy,
         part_handlers=part_handlers,
+        filters=filters.provided.drafts,
         max_embed_tokens=settings.provided.max_embed_tokens,
         indexer=indexer,
     )
@@ -275,6 +288,7 @@ class Container(containers.DeclarativeContainer):
         embedder=embedder,
         fusion=fusion,
         rerankers=rerankers,
+        filters=filters.provided.results,
         cache=providers.Factory(SearchCache, capacity=settings.provided.search_cache_size),
     )
     conversations = providers.Singleton(
@@ -385,13 +399,28 @@ def memory_policy(settings: Settings) -> MemoryPolicy:
 @contextlib.asynccontextmanager
 async def part_handlers(settings: Settings, embedder: Embedder) -> AsyncIterator[list[PartHandler]]:
     """The plugins' part handlers outside an app (``memoryd reindex --embedder``)."""
+    async with _plugin_resources(settings) as (plugins, session, tokens):
+        yield plugin_part_handlers(settings, plugins, session, embedder, tokens)
+
+
+@contextlib.asynccontextmanager
+async def filters(settings: Settings, embedder: Embedder) -> AsyncIterator[PluginFilters]:
+    """The plugins' filters outside an app (``memoryd reindex --embedder``)."""
+    async with _plugin_resources(settings) as (plugins, session, tokens):
+        yield plugin_filters(settings, plugins, session, embedder, tokens)
+
+
+@contextlib.asynccontextmanager
+async def _plugin_resources(
+    settings: Settings,
+) -> AsyncIterator[tuple[PluginHost, aiohttp.ClientSession, TokenCounter]]:
     plugins = plugin_host(settings)
     async with contextlib.AsyncExitStack() as stack:
         session = await stack.enter_async_context(contextlib.asynccontextmanager(http_session)())
         tokens = await stack.enter_async_context(
             contextlib.asynccontextmanager(token_counter)(settings)
         )
-        yield plugin_part_handlers(settings, plugins, session, embedder, tokens)
+        yield plugins, session, tokens
 
 
 @contextlib.asynccontextmanager

@@ -247,6 +247,7 @@ async def _reembed(settings: Settings, embedder: Any) -> None:
     async with (
         bootstrap.model_switch(settings, embedder) as switch,
         bootstrap.part_handlers(settings, embedder) as handlers,
+        bootstrap.filters(settings, embedder) as filters,
     ):
         print(
             f"Re-embedding {switch.conversations} conversations from "
@@ -264,6 +265,7 @@ async def _reembed(settings: Settings, embedder: Any) -> None:
                 embedder,
                 policy=bootstrap.memory_policy(settings),
                 part_handlers=handlers,
+                filters=filters.drafts,
                 progress=advance,
             )
         await switch.backend.finish_model_switch()

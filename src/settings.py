@@ -160,6 +160,21 @@ class Settings:
     #: Whether chat's search runs the rerankers (as ``rerank: true`` does in /v4/search).
     chat_rerank: bool = False
 
+    # --- fetching URLs (docs/security.md, "Fetching URLs") ---
+    #: Whether part handlers may fetch the http(s) URLs of image and file parts (off: refused).
+    fetch_urls: bool = False
+    #: Domains that may be fetched from, each with its subdomains; empty: any public host.
+    fetch_allowed_domains: tuple[str, ...] = ()
+    #: Ports allowed beside 80 and 443.
+    fetch_allowed_ports: tuple[int, ...] = field(
+        default=(),
+        validator=attrs.validators.deep_iterable(
+            attrs.validators.and_(attrs.validators.ge(1), attrs.validators.le(65535))
+        ),
+    )
+    #: The most bytes a fetched body may decode to; past it the fetch stops and is refused.
+    fetch_max_bytes: int = field(default=10 * 1024 * 1024, validator=attrs.validators.gt(0))
+
     # --- plugins ---
     #: Installed (entry-point) plugins to load, by name; empty: all of them. Built-ins are
     #: always loaded unless disabled.
@@ -170,6 +185,9 @@ class Settings:
     plugin_timeout: float = field(default=10.0, validator=attrs.validators.gt(0))
     #: Characters of text a part handler may contribute per part; the rest is cut.
     plugin_max_chars: int = field(default=20_000, validator=attrs.validators.gt(0))
+    #: Bytes an image or file part's inline data may decode to; a larger part is skipped
+    #: (the request body is bounded by ``max_body_bytes`` first).
+    part_max_bytes: int = field(default=10 * 1024 * 1024, validator=attrs.validators.gt(0))
     #: Each plugin's own settings, raw, by plugin name: ``[plugins.NAME]`` tables and
     #: ``MEMORYD_PLUGIN_NAME__KEY`` variables. The plugin host validates them at start
     #: against the class the plugin declares (``memoryd_plugin_settings``).
@@ -244,6 +262,12 @@ _converter.register_structure_hook_func(
         tuple(x.strip() for x in v.split(",") if x.strip())
         if isinstance(v, str)
         else tuple(str(x) for x in v)
+    ),
+)
+_converter.register_structure_hook_func(
+    lambda t: t == tuple[int, ...],
+    lambda v, _: tuple(
+        int(x) for x in (v.split(",") if isinstance(v, str) else v) if str(x).strip()
     ),
 )
 

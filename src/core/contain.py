@@ -1,9 +1,11 @@
-"""Containment of plugin code that runs per request: part handlers and rerankers.
+"""Containment of plugin code that runs per request: part handlers, rerankers and filters.
 
 A plugin's handler or reranker that raises, hangs or returns too much must
 not fail the request: each call has a deadline, its failures are logged with
 the plugin's name (once per kind of failure, then at debug level), and the
-request carries on as if it were not installed. A handler's or reranker's
+request carries on as if it were not installed, except that a failing filter
+keeps out the draft or result it was screening (a filter guards what goes in
+and out: memoryd passes on nothing it could not screen). A handler's or reranker's
 method may be a plain function instead of a coroutine function: it then runs
 in a worker thread, off the event loop.
 """
@@ -18,7 +20,7 @@ from typing import Any, Protocol
 
 from attrs import define, field, frozen
 
-from memoryd.core.model import ContentPart
+from memoryd.core.model import ContentPart, Memory, MemoryDraft
 from memoryd.core.ports import PartHandler, RerankCandidate, Reranker
 
 log = logging.getLogger("memoryd.plugins")
@@ -61,6 +63,8 @@ class _Reporter:
 
     plugin: str
     what: str
+    #: What the request does without the call's answer.
+    outcome: str = "request goes on without it"
     seen: set[str] = field(factory=set)
 
     def report(self, kind: str, message: str, *, exc: BaseException | None = None) -> None:
@@ -68,10 +72,11 @@ class _Reporter:
         self.seen.add(kind)
         log.log(
             logging.WARNING if first else logging.DEBUG,
-            "plugin %r: %s %s; the request goes on without it%s",
+            "plugin %r: %s %s; the %s%s",
             self.plugin,
             self.what,
             message,
+            self.outcome,
             "" if not first else " (further failures of this kind are logged at debug level)",
             exc_info=exc if first and exc is not None else None,
             extra={"plugin": self.plugin},
@@ -192,6 +197,70 @@ class ContainedReranker:
             )
             return given
         return list(answer)
+
+
+@define
+class ContainedDraftFilter:
+    """A plugin's ingest filter behind a deadline; a failure rejects the draft."""
+
+    filter: object
+    plugin: str
+    limits: Limits = field(factory=Limits)
+    _reporter: _Reporter = field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._reporter = _Reporter(self.plugin, f"ingest filter {self.name!r}", "draft is left out")
+
+    @property
+    def name(self) -> str:
+        return _name_of(self.filter)
+
+    async def on_draft(self, draft: MemoryDraft) -> MemoryDraft | None:
+        method = self.filter.on_draft  # type: ignore[attr-defined]
+        try:
+            answer = await _call(self._reporter, self.limits.timeout, method, draft)
+        except _Failed:
+            return None
+        if answer is not None and not isinstance(answer, MemoryDraft):
+            self._reporter.report("not a draft", f"returned {type(answer).__name__}, not a draft")
+            return None
+        return answer
+
+
+@define
+class ContainedResultFilter:
+    """A plugin's result filter behind a deadline; a failure drops the result."""
+
+    filter: object
+    plugin: str
+    limits: Limits = field(factory=Limits)
+    _reporter: _Reporter = field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._reporter = _Reporter(
+            self.plugin, f"result filter {self.name!r}", "result is left out"
+        )
+
+    @property
+    def name(self) -> str:
+        return _name_of(self.filter)
+
+    async def on_result(self, memory: Memory) -> Memory | None:
+        method = self.filter.on_result  # type: ignore[attr-defined]
+        try:
+            answer = await _call(self._reporter, self.limits.timeout, method, memory)
+        except _Failed:
+            return None
+        if answer is not None and (not isinstance(answer, Memory) or answer.id != memory.id):
+            self._reporter.report(
+                "not the memory", "returned something other than the memory or None"
+            )
+            return None
+        return answer
+
+
+def _name_of(obj: object) -> str:
+    return str(getattr(obj, "name", None) or type(obj).__name__)
 
 
 def is_reordering(given: Sequence[RerankCandidate], answer: object) -> bool:

@@ -22,12 +22,13 @@ from memoryd.core.model import (
     Scalar,
     StoredMessage,
 )
-from memoryd.core.parts import part_text
+from memoryd.core.parts import part_label, part_text
 from memoryd.core.ports import (
     ChangeKind,
     Clock,
     ConversationChange,
     ConversationStore,
+    DraftFilter,
     Embedder,
     IndexedMemory,
     MemoryIndex,
@@ -36,6 +37,7 @@ from memoryd.core.ports import (
     TokenCounter,
 )
 from memoryd.core.quota import check_quota
+from memoryd.core.screening import screen_contexts, screen_drafts
 
 
 @frozen
@@ -122,6 +124,8 @@ class IngestService:
     clock: Clock
     policy: MemoryPolicy = field(factory=MemoryPolicy)
     part_handlers: Sequence[PartHandler] = ()
+    #: The plugins' ingest filters (contained), run on each draft before it is embedded.
+    filters: Sequence[DraftFilter] = ()
     #: The most tokens one request may send to the embedder (setting ``max_embed_tokens``;
     #: None: no limit).
     max_embed_tokens: int | None = None
@@ -183,6 +187,8 @@ class IngestService:
             drafts, updates = await _maybe_off_loop(
                 heavy, self._drafts, messages, start, extra, kind == "appended"
             )
+            updates = await screen_contexts(self.filters, updates, drafts)
+            drafts = await screen_drafts(self.filters, drafts)
         added = await self._embed(conversation, drafts, now)
         await self.store.commit(
             ConversationChange(
@@ -281,16 +287,20 @@ class IngestService:
 async def part_texts(
     handlers: Sequence[PartHandler], messages: Sequence[StoredMessage], start: int
 ) -> dict[int, str]:
-    """Text that the first accepting handler makes of each non-text part, by position."""
+    """Text that the first accepting handler makes of each non-text part, by position.
+
+    Each part's text starts with its :func:`part_label` (``[part 1, file a.pdf]``),
+    so a memory made of it says which part of the message it came from.
+    """
     texts: dict[int, str] = {}
     for i in range(start, len(messages)):
         found: list[str] = []
-        for part in messages[i].message.content:
+        for index, part in enumerate(messages[i].message.content):
             if part.type == "text":
                 continue
             text = await part_text(handlers, part)
             if text:
-                found.append(text)
+                found.append(f"{part_label(index, part)} {text.strip()}")
         if found:
             texts[i] = "\n".join(found)
     return texts

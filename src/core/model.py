@@ -50,6 +50,8 @@ class ContentPart:
     #: Inline data (a file part's ``data``), as the client sent it.
     data: str | None = None
     mime_type: str | None = None
+    #: A file part's name as the client sent it (``file.filename``), if any.
+    filename: str | None = None
 
     @classmethod
     def from_text(cls, text: str) -> ContentPart:

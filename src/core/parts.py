@@ -13,6 +13,17 @@ def handler_for(handlers: Sequence[PartHandler], part: ContentPart) -> PartHandl
     return next((h for h in handlers if h.accepts(part)), None)
 
 
+def part_label(index: int, part: ContentPart) -> str:
+    """How a memory says which part its text came from: ``[part 1, file report.pdf]``.
+
+    ``index`` is the part's place in the message's ``content`` array, counted
+    from 0 as in ``content[1]``; the file name is the client's, when it sent one.
+    """
+    kind = "image" if part.type in ("image", "image_url") else part.type
+    name = " ".join((part.filename or "").split())[:120]
+    return f"[part {index}, {kind} {name}]" if name else f"[part {index}, {kind}]"
+
+
 async def part_text(handlers: Sequence[PartHandler], part: ContentPart) -> str | None:
     """The text that the first handler accepting ``part`` makes of it.
 

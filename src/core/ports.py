@@ -18,6 +18,7 @@ from memoryd.core.model import (
     ContentPart,
     Conversation,
     Memory,
+    MemoryDraft,
     Scope,
     StoredMessage,
     Thread,
@@ -541,6 +542,44 @@ class Reranker(Protocol):
         request's threshold. A reranker may change scores but may add, drop or
         repeat none; an answer that is not a permutation is ignored.
         """
+        ...
+
+
+class DraftFilter(Protocol):
+    """Screens a memory draft at ingest, before it is embedded: allow, redact or reject it.
+
+    Every filter an installed plugin registers runs, in call order, each on the
+    draft the one before returned. A failing filter (raises, times out, returns
+    something else) rejects the draft: memoryd keeps nothing it could not screen.
+    The message itself is stored either way; only its memory is left out.
+    """
+
+    @property
+    def name(self) -> str:
+        """The filter's name, for logs."""
+        ...
+
+    async def on_draft(self, draft: MemoryDraft) -> MemoryDraft | None:
+        """``draft`` as it is (allow), changed (redact: ``attrs.evolve``), or None (reject)."""
+        ...
+
+
+class ResultFilter(Protocol):
+    """Screens a search result before it is returned (or given to a chat and cited).
+
+    Filters run in call order, each on the memory the one before returned; a
+    dropped result makes room for the next one, so a search still returns up to
+    its limit. A failing filter (raises, times out, returns another memory)
+    drops the result.
+    """
+
+    @property
+    def name(self) -> str:
+        """The filter's name, for logs."""
+        ...
+
+    async def on_result(self, memory: Memory) -> Memory | None:
+        """``memory`` as it is, changed (redacted; its ``id`` kept), or None (drop it)."""
         ...
 
 

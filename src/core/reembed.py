@@ -27,7 +27,14 @@ from attrs import frozen
 from memoryd.core.ingest import embed_drafts, part_texts
 from memoryd.core.memories import MemoryPolicy, build_memories
 from memoryd.core.model import Conversation, MemoryDraft
-from memoryd.core.ports import ConversationChange, ConversationStore, Embedder, PartHandler
+from memoryd.core.ports import (
+    ConversationChange,
+    ConversationStore,
+    DraftFilter,
+    Embedder,
+    PartHandler,
+)
+from memoryd.core.screening import screen_drafts
 
 
 @frozen
@@ -50,11 +57,14 @@ async def reembed_conversation(
     *,
     policy: MemoryPolicy,
     part_handlers: Sequence[PartHandler] = (),
+    filters: Sequence[DraftFilter] = (),
 ) -> tuple[int, int]:
     """Rebuild and re-embed one conversation's memories; (added, removed)."""
     messages = conversation.messages
     extra = await part_texts(part_handlers, messages, 0)
-    drafts = build_memories(messages, start=0, policy=policy, extra_text=extra)
+    drafts = await screen_drafts(
+        filters, build_memories(messages, start=0, policy=policy, extra_text=extra)
+    )
     received = {m.position: m.received_at for m in messages}
 
     def created(draft: MemoryDraft) -> datetime:
@@ -82,6 +92,7 @@ async def reembed(
     *,
     policy: MemoryPolicy,
     part_handlers: Sequence[PartHandler] = (),
+    filters: Sequence[DraftFilter] = (),
     progress: Callable[[ReembedProgress], None] | None = None,
 ) -> ReembedProgress | None:
     """Re-embed every conversation of every tenant with ``embedder``; the last progress.
@@ -96,7 +107,12 @@ async def reembed(
     for tenant in await store.tenant_ids():
         async for conversation in store.conversations_of(tenant):
             added, removed = await reembed_conversation(
-                store, embedder, conversation, policy=policy, part_handlers=part_handlers
+                store,
+                embedder,
+                conversation,
+                policy=policy,
+                part_handlers=part_handlers,
+                filters=filters,
             )
             conversations += 1
             memories += added

@@ -23,7 +23,9 @@ from memoryd.core.ports import (
     MemoryIndex,
     RerankCandidate,
     Reranker,
+    ResultFilter,
 )
+from memoryd.core.screening import screen_results
 
 
 @frozen
@@ -163,13 +165,16 @@ class SearchService:
     The index's candidates are fused, those below the request's threshold
     left out, and, when the request asks for it, the ``rerankers`` reorder
     that pool (each on the order of the one before) before it is cut to the
-    request's limit.
+    request's limit, counting only the results the ``filters`` let out.
     """
 
     index: MemoryIndex
     embedder: Embedder
     fusion: FusionSettings = field(factory=FusionSettings)
     rerankers: Sequence[Reranker] = ()
+    #: The plugins' result filters (contained): each result passes them before it is
+    #: returned (and so before a chat sees or cites it); a dropped one makes room.
+    filters: Sequence[ResultFilter] = ()
     cache: SearchCache = field(factory=SearchCache)
 
     async def search(self, caller: Caller, request: SearchRequest) -> list[ScoredMemory]:
@@ -224,7 +229,7 @@ class SearchService:
             for c, score in fuse(candidates, self.fusion)
             if c.similarity >= request.threshold
         ]
-        if not rerank:
+        if not rerank and not self.filters:
             ranked = ranked[: request.limit]
         memories = await self.index.fetch(memory_filter.tenant_id, [c.memory_id for c, _ in ranked])
         by_id = {m.id: m for m in memories}
@@ -238,10 +243,10 @@ class SearchService:
         if rerank:
             for reranker in self.rerankers:
                 pool = list(await reranker.rerank(request.q, pool))
-        return [
-            ScoredMemory(memory=c.memory, similarity=c.similarity, score=c.score)
-            for c in pool[: request.limit]
-        ]
+        found = (
+            ScoredMemory(memory=c.memory, similarity=c.similarity, score=c.score) for c in pool
+        )
+        return await screen_results(self.filters, found, request.limit)
 
 
 def choose_rerankers(installed: Sequence[Reranker], names: Sequence[str]) -> list[Reranker]:

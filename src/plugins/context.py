@@ -6,8 +6,9 @@ import logging
 from typing import Generic, TypeVar
 
 import aiohttp
-from attrs import frozen
+from attrs import Factory, field, frozen
 
+from memoryd.adapters._fetch_guard import Fetch, fetcher
 from memoryd.core.ports import Embedder, TokenCounter
 from memoryd.settings import Settings
 
@@ -37,6 +38,12 @@ class PluginContext(Generic[C]):
     embedder: Embedder | None = None
     #: The token counter (``token_encoding``), once it is loaded.
     tokens: TokenCounter | None = None
+    #: ``await fetch(url) -> Fetched``: an http(s) URL's bytes through the fetch guard
+    #: (docs/security.md, "Fetching URLs"), raising ``FetchRefused``; None unless the
+    #: ``fetch_urls`` setting is on. Part handlers never fetch any other way.
+    fetch: Fetch | None = field(
+        default=Factory(lambda self: fetcher(self.settings), takes_self=True)
+    )
 
     @property
     def log(self) -> logging.Logger:

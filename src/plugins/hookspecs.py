@@ -108,6 +108,22 @@ def memoryd_register_rerankers(context: PluginContext[Any]) -> Sequence[Reranker
 
 
 @hookspec
+def memoryd_register_filters(context: PluginContext[Any]) -> Sequence[object]:
+    """Return filters: objects with ``on_draft``, ``on_result`` or both (and a ``name``).
+
+    Called once at start, with every resource in the context. ``on_draft(draft)``
+    (a ``DraftFilter``) screens each memory draft at ingest, before it is
+    embedded: it returns the draft (allow), a changed one (redact) or None
+    (reject). ``on_result(memory)`` (a ``ResultFilter``) screens each search
+    result before it is returned or given to a chat (and so cited): the memory,
+    a changed one with the same ``id``, or None (drop). Every filter registered
+    runs, in call order; disable a plugin to turn its filters off. Each call is
+    contained, and a filter that fails keeps out what it was screening.
+    """
+    raise NotImplementedError
+
+
+@hookspec
 def memoryd_lifespan(context: PluginContext[Any]) -> AbstractAsyncContextManager[None] | None:
     """Return an async context manager for startup and shutdown code, or None.
 

@@ -23,13 +23,21 @@ import pluggy
 from attrs import define, field, frozen
 
 from memoryd import __version__
-from memoryd.core.contain import ContainedPartHandler, ContainedReranker, Limits
+from memoryd.core.contain import (
+    ContainedDraftFilter,
+    ContainedPartHandler,
+    ContainedReranker,
+    ContainedResultFilter,
+    Limits,
+)
 from memoryd.core.errors import ConfigurationError, MemorydError
 from memoryd.core.ports import (
     ChatModel,
+    DraftFilter,
     Embedder,
     PartHandler,
     Reranker,
+    ResultFilter,
     StorageBackend,
     TokenCounter,
 )
@@ -76,8 +84,21 @@ class _Loaded:
     config: Any = None
 
 
+@frozen
+class PluginFilters:
+    """Every plugin's filters, contained: ingest's (``on_draft``) and search's (``on_result``)."""
+
+    drafts: tuple[DraftFilter, ...] = ()
+    results: tuple[ResultFilter, ...] = ()
+
+
 def plugin_name(plugin: object) -> str:
-    """A plugin object's name: a module's last dotted part, else its class's name."""
+    """A plugin object's name: its ``PLUGIN_NAME`` if it has one (a built-in module such as
+    ``http_rerank`` is the plugin ``http-rerank``), a module's last dotted part, else its
+    class's name."""
+    declared = getattr(plugin, "PLUGIN_NAME", None)
+    if isinstance(declared, str) and declared:
+        return declared
     if isinstance(plugin, ModuleType):
         return plugin.__name__.rsplit(".", 1)[-1]
     return str(getattr(plugin, "__name__", None) or type(plugin).__name__)
@@ -399,6 +420,28 @@ class PluginHost:
                     )
                 found.append(contained)
         return list(found)
+
+    def filters(self, **resources: Any) -> PluginFilters:
+        """Every plugin's filters, contained, in call order (each object may have both kinds)."""
+        drafts: list[DraftFilter] = []
+        results: list[ResultFilter] = []
+        limits = self.limits(resources.get("settings"))
+        hook = "memoryd_register_filters"
+        for name, result in self._call(None, hook, context=self._resources_context(**resources)):
+            for item in checked_objects(name, hook, result, ()):
+                has_draft = callable(getattr(item, "on_draft", None))
+                has_result = callable(getattr(item, "on_result", None))
+                if not has_draft and not has_result:
+                    raise ConfigurationError(
+                        f"Plugin {name!r}: {hook} returned a {type(item).__name__}, which has "
+                        "neither on_draft() nor on_result()",
+                        details={"plugin": name, "hook": hook},
+                    )
+                if has_draft:
+                    drafts.append(ContainedDraftFilter(item, name, limits))
+                if has_result:
+                    results.append(ContainedResultFilter(item, name, limits))
+        return PluginFilters(tuple(drafts), tuple(results))
 
     def lifespan(self, **resources: Any) -> AbstractAsyncContextManager[None]:
         """Every plugin's startup code on entry, its shutdown code (in reverse) on exit."""

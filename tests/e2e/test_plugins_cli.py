@@ -10,7 +10,13 @@ from memoryd import __version__
 from tests.e2e._server import memoryd_command, memoryd_env
 
 BUILTINS = {
-    "parts",
+    "text",
+    "pdf",
+    "docx",
+    "html",
+    "csv",
+    "image-ocr",
+    "exif",
     "sqlite",
     "elasticsearch",
     "minilm",
@@ -19,6 +25,11 @@ BUILTINS = {
     "openai",
     "extractive",
     "llamacpp",
+    "mmr",
+    "recency",
+    "http-rerank",
+    "llm-rerank",
+    "redact",
 }
 
 
@@ -61,7 +72,8 @@ def test_plugins_json_lists_name_version_and_hooks(tmp_path: Path) -> None:
 def test_plugins_text_and_disabling_by_name(tmp_path: Path) -> None:
     env = memoryd_env(tmp_path, MEMORYD_PLUGINS_DISABLED="testplugin,llamacpp")
     shown = run(env, "plugins").stdout
-    assert shown.startswith(f"e5 {__version__} (built in), embedders: e5\n")
+    assert shown.startswith(f"csv {__version__} (built in)\n")  # sorted by name
+    assert f"\ne5 {__version__} (built in), embedders: e5\n" in shown
     assert "    memoryd_register_storage\n" in shown
     assert "testplugin" not in shown
     assert "llamacpp" not in shown

@@ -74,7 +74,8 @@ async def test_reembed_rebuilds_every_conversation_with_the_new_model() -> None:
         assert item.vectors.shape[1] == 32
         assert item.memory.created_at == T0  # when its message was received, not now
     texts = sorted(store.indexed[m].memory.text for m in store.memories[("acme", (), "c1")])
-    assert texts == ["I keep bees.\nA photo of a red bicycle.", "Ok"]  # the handler's text too
+    # the handler's text too, saying which part it came from
+    assert texts == ["I keep bees.\n[part 1, image] A photo of a red bicycle.", "Ok"]
     assert sum(len(c) for c in new.calls) == 4
     # One outbox entry per conversation: the old memories out, the new ones in.
     assert [len(p.change.removed_memory_ids) for p in store.outbox] == [2, 2]

@@ -30,6 +30,10 @@ MAX_MESSAGES = 10_000
 MAX_TEXT_CHARS = 200_000
 MAX_NAME_CHARS = 255
 MAX_URL_CHARS = 8_192
+#: A ``data:`` URI (an image's ``url``) or a file part's inline data; ``max_body_bytes``
+#: bounds them first, and ``part_max_bytes`` what they may decode to.
+MAX_DATA_CHARS = 64 * 1024 * 1024
+MAX_MIME_CHARS = 255
 MAX_TAGS = 100
 MAX_TAG_CHARS = 255
 MAX_METADATA_KEYS = 64
@@ -60,6 +64,9 @@ Tags = NewType("Tags", tuple[str, ...])
 Tag = NewType("Tag", str)
 Metadata = NewType("Metadata", dict[str, Scalar])
 Url = NewType("Url", str)
+#: Inline data of a file part: base64 or a ``data:`` URI.
+Data = NewType("Data", str)
+Mime = NewType("Mime", str)
 Query = NewType("Query", str)
 Limit = NewType("Limit", int)
 Threshold = NewType("Threshold", float)
@@ -92,7 +99,8 @@ def _name(value: object) -> Name:
 
 
 def _url(value: object) -> Url:
-    url = bounded_str(value, lo=1, hi=MAX_URL_CHARS)
+    is_data = isinstance(value, str) and value[:5].lower() == "data:"
+    url = bounded_str(value, lo=1, hi=MAX_DATA_CHARS if is_data else MAX_URL_CHARS)
     if not _URL.search(url):
         raise ValueError("must be an absolute URI (for example https://example.com/a.png)")
     return Url(url)
@@ -166,7 +174,28 @@ class ImagePartIn:
     image_url: UrlIn | None = None
 
 
-PartIn: TypeAlias = TextPartIn | ImagePartIn
+@frozen
+class FileIn:
+    """``file`` of the OpenAI chat shape ``{"type": "file", "file": {...}}``."""
+
+    file_data: Data | None = None
+    filename: Name | None = None
+    #: An uploaded file's id (OpenAI's Files API): memoryd has none, so it is refused.
+    file_id: str | None = None
+
+
+@frozen
+class FilePartIn:
+    """A file sent inline: ``file.file_data`` (OpenAI) or ``data`` with ``mimeType`` (chat spec)."""
+
+    type: Literal["file"]
+    file: FileIn | None = None
+    data: Data | None = None
+    mimeType: Mime | None = None
+    filename: Name | None = None
+
+
+PartIn: TypeAlias = TextPartIn | ImagePartIn | FilePartIn
 Content: TypeAlias = str | list[PartIn]
 
 
@@ -237,6 +266,38 @@ def register_tag_spellings(converter: cattrs.Converter, cls: type) -> None:
     converter.register_structure_hook(cls, structure)
 
 
+def _data(value: object) -> Data:
+    return Data(bounded_str(value, lo=1, hi=MAX_DATA_CHARS))
+
+
+def _mime(value: object) -> Mime:
+    mime = bounded_str(value, lo=1, hi=MAX_MIME_CHARS).strip(WHITESPACE)
+    if "/" not in mime:
+        raise ValueError("must be a MIME type such as application/pdf")
+    return Mime(mime)
+
+
+def _file_part(converter: cattrs.Converter, value: dict[str, Any]) -> FilePartIn:
+    part = converter.structure(value, FilePartIn)
+    if part.file is not None and part.file.file_data is None:
+        if part.file.file_id is not None:
+            raise ClassValidationError(
+                "While structuring FilePartIn",
+                [
+                    _at(
+                        ValueError("file_id is not supported: send the file inline as file_data"),
+                        FilePartIn,
+                        "file",
+                    )
+                ],
+                FilePartIn,
+            )
+        raise missing(FilePartIn, "file", "a file part needs file.file_data")
+    if part.file is None and part.data is None:
+        raise missing(FilePartIn, "data", "a file part needs data (or file.file_data)")
+    return part
+
+
 def _part(converter: cattrs.Converter, value: object) -> PartIn:
     expect(value, dict, "a content part object")
     assert isinstance(value, dict)
@@ -248,9 +309,11 @@ def _part(converter: cattrs.Converter, value: object) -> PartIn:
         if part.imageUrl is None and part.image_url is None:
             raise missing(ImagePartIn, "imageUrl", "an image part needs imageUrl.url")
         return part
+    if kind == "file":
+        return _file_part(converter, value)
     if "type" not in value:
         raise missing(TextPartIn, "type", "is required")
-    raise ValueError(f"type must be 'text' or 'image_url', not {str(kind)[:40]!r}")
+    raise ValueError(f"type must be 'text', 'image_url' or 'file', not {str(kind)[:40]!r}")
 
 
 def _content(converter: cattrs.Converter, value: object) -> Content:
@@ -271,16 +334,26 @@ def _messages(converter: cattrs.Converter, value: object) -> Messages:
     return Messages(converter.structure(value, list[MessageIn]))
 
 
+def _part_to_core(p: PartIn) -> ContentPart:
+    if isinstance(p, TextPartIn):
+        return ContentPart.from_text(p.text)
+    if isinstance(p, ImagePartIn):
+        return ContentPart.image((p.imageUrl or p.image_url or UrlIn(Url(""))).url)
+    if p.file is not None:
+        return ContentPart(
+            type="file",
+            data=p.file.file_data,
+            mime_type=p.mimeType,
+            filename=p.file.filename or p.filename,
+        )
+    return ContentPart(type="file", data=p.data, mime_type=p.mimeType, filename=p.filename)
+
+
 def message_to_core(m: MessageIn) -> Message:
     if isinstance(m.content, str):
         parts: tuple[ContentPart, ...] = (ContentPart.from_text(m.content),)
     else:
-        parts = tuple(
-            ContentPart.from_text(p.text)
-            if isinstance(p, TextPartIn)
-            else ContentPart.image((p.imageUrl or p.image_url or UrlIn(Url(""))).url)
-            for p in m.content
-        )
+        parts = tuple(_part_to_core(p) for p in m.content)
     return Message(
         role=m.role,
         content=parts,
@@ -363,6 +436,8 @@ def _register(converter: cattrs.Converter) -> cattrs.Converter:
         (Text, _text),
         (Name, _name),
         (Url, _url),
+        (Data, _data),
+        (Mime, _mime),
         (Tags, _tags),
         (Tag, _tag),
         (Metadata, _metadata),

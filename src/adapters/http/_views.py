@@ -28,7 +28,8 @@ def part(p: ContentPart) -> dict[str, Any]:
     if p.type == "image_url":
         return {"type": "image_url", "imageUrl": {"url": p.url}}
     out: dict[str, Any] = {"type": p.type}
-    for key, value in (("url", p.url), ("data", p.data), ("mimeType", p.mime_type)):
+    fields = (("url", p.url), ("data", p.data), ("mimeType", p.mime_type), ("filename", p.filename))
+    for key, value in fields:
         if value is not None:
             out[key] = value
     return out

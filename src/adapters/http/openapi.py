@@ -79,12 +79,17 @@ _URL_OBJECT = {
     "type": "object",
     "required": ["url"],
     "properties": {
-        "url": string(
-            1,
-            s.MAX_URL_CHARS,
-            pattern=s.URL_PATTERN,
-            description="An absolute URI: https://..., data:...",
-        )
+        "url": {
+            "description": (
+                f"An absolute URI (https://..., at most {s.MAX_URL_CHARS} characters), or a "
+                f"data: URI of the image itself (at most {s.MAX_DATA_CHARS} characters; its "
+                "text is read by the part handlers, docs/api.md#file-and-image-parts)."
+            ),
+            "anyOf": [
+                string(1, s.MAX_URL_CHARS, pattern=s.URL_PATTERN),
+                string(1, s.MAX_DATA_CHARS, pattern="^[dD][aA][tT][aA]:"),
+            ],
+        }
     },
 }
 _NUMBER_OPS = {op: {"type": "number"} for op in ("gt", "gte", "lt", "lte")}
@@ -189,6 +194,42 @@ _IMAGE_PART = {
     ],
 }
 
+_DATA = string(
+    1,
+    s.MAX_DATA_CHARS,
+    description="The file's bytes: base64, or a data: URI (data:application/pdf;base64,...).",
+)
+_FILE_OBJECT = {
+    "type": "object",
+    "required": ["file_data"],
+    "properties": {
+        "file_data": _DATA,
+        "filename": nullable(string(hi=s.MAX_NAME_CHARS)),
+    },
+}
+_FILE_PART = {
+    "type": "object",
+    "required": ["type"],
+    "description": (
+        "An extension of memoryd's: a file sent inline, in OpenAI's chat shape "
+        "(file.file_data, file.filename) or the chat spec's (data, mimeType). Its text "
+        "(PDF, DOCX, HTML, CSV, JSON, Markdown, plain text; an image's OCR) joins the "
+        "message's memories, prefixed [part N, file NAME]; a part that cannot be read is "
+        "skipped and logged (docs/api.md#file-and-image-parts)."
+    ),
+    "properties": {
+        "type": {"const": "file"},
+        "file": nullable(_FILE_OBJECT),
+        "data": nullable(_DATA),
+        "mimeType": nullable(string(1, s.MAX_MIME_CHARS, pattern="/")),
+        "filename": nullable(string(hi=s.MAX_NAME_CHARS)),
+    },
+    "anyOf": [
+        {"required": ["file"], "properties": {"file": _FILE_OBJECT}},
+        {"required": ["data"], "properties": {"data": _DATA}},
+    ],
+}
+
 SCHEMAS: dict[str, Any] = {
     "FilterCondition": _FILTER_CONDITION,
     "FilterExpression": {
@@ -209,7 +250,7 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
-    "ContentPart": {"oneOf": [_TEXT_PART, _IMAGE_PART]},
+    "ContentPart": {"oneOf": [_TEXT_PART, _IMAGE_PART, _FILE_PART]},
     "Message": {
         "type": "object",
         "required": ["role", "content"],

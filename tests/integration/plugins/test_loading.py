@@ -201,4 +201,14 @@ def test_the_host_describes_each_plugin() -> None:
     }
     assert "memoryd_lifespan" in test.hooks
     assert (infos["sqlite"].version, infos["sqlite"].source) == (__version__, "built in")
-    assert set(infos) >= {"parts", "sqlite", "minilm", "e5", "openai", "llamacpp", "extractive"}
+    assert set(infos) >= {
+        "text",
+        "pdf",
+        "image-ocr",
+        "sqlite",
+        "minilm",
+        "e5",
+        "openai",
+        "llamacpp",
+        "extractive",
+    }

@@ -115,9 +115,12 @@ async def test_a_reranker_name_that_is_not_installed_fails_at_start(tmp_path: Pa
     with pytest.raises(ConfigurationError) as caught:
         await bootstrap.create_app(settings)
     message = caught.value.message
-    assert "'reverse'" in message  # the test plugin's reranker is off: none is installed
-    assert "Installed rerankers: none" in message
-    assert caught.value.details == {"setting": "rerankers", "installed": []}
+    assert "'reverse'" in message  # the test plugin's reranker is off: only built-ins are
+    assert "Installed rerankers: http-rerank, llm-rerank, mmr, recency" in message
+    assert caught.value.details == {
+        "setting": "rerankers",
+        "installed": ["http-rerank", "llm-rerank", "mmr", "recency"],
+    }
 
 
 @pytest.mark.parametrize(

@@ -112,7 +112,7 @@ def document_key(scope: str, conversation_id: str) -> str:
 
 def _part_dict(part: ContentPart) -> dict[str, Any]:
     out: dict[str, Any] = {"type": part.type}
-    for name in ("text", "url", "data", "mime_type"):
+    for name in ("text", "url", "data", "mime_type", "filename"):
         value = getattr(part, name)
         if value is not None:
             out[name] = value
