@@ -87,7 +87,8 @@ _URL_OBJECT = {
             ),
             "anyOf": [
                 string(1, s.MAX_URL_CHARS, pattern=s.URL_PATTERN),
-                string(1, s.MAX_DATA_CHARS, pattern="^[dD][aA][tT][aA]:"),
+                # As the edge checks it: a scheme, a colon and then not whitespace.
+                string(1, s.MAX_DATA_CHARS, pattern="^[dD][aA][tT][aA]:" + s.NOT_BLANK),
             ],
         }
     },

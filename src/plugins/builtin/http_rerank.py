@@ -114,20 +114,42 @@ class HttpReranker:
         }
         if self.model:
             body["model"] = self.model
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        async with self.session.post(
-            self.url,
-            json=body,
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
-        ) as response:
-            if response.status != 200:
-                raise RerankAnswerError(
-                    f"{self.url} answered HTTP {response.status}: {(await response.text())[:200]}"
-                )
-            answer = await response.json(content_type=None)
+        answer = await post_json(
+            self.session, self.url, body, api_key=self.api_key, seconds=self.timeout
+        )
         scores = parse_scores(answer, len(sent))
         return apply_scores(sent, scores) + list(pool[len(sent) :])
+
+
+async def post_json(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: Mapping[str, Any],
+    *,
+    api_key: str | None,
+    seconds: float,
+) -> Any:
+    """POST ``body`` as JSON and return the JSON answer; ``RerankAnswerError`` if not a 200."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    async with session.post(
+        url, json=body, headers=headers, timeout=aiohttp.ClientTimeout(total=seconds)
+    ) as response:
+        if response.status != 200:
+            raise RerankAnswerError(
+                f"{url} answered HTTP {response.status}: {(await response.text())[:200]}"
+            )
+        return await response.json(content_type=None)
+
+
+def require_url(context: PluginContext[Any], plugin: str, url: str | None, example: str) -> None:
+    """Refuse to start when the ``rerankers`` setting names ``plugin`` but its url is unset."""
+    if plugin in context.settings.rerankers and not url:
+        variable = "MEMORYD_PLUGIN_" + plugin.upper().replace("-", "_") + "__URL"
+        raise ConfigurationError(
+            f'rerankers names "{plugin}", which needs its url: set [plugins.{plugin}] '
+            f'url = "{example}" (or {variable})',
+            details={"plugin": plugin, "setting": "url"},
+        )
 
 
 @hookimpl
@@ -138,12 +160,7 @@ def memoryd_plugin_settings() -> type[HttpRerankSettings]:
 @hookimpl
 def memoryd_register_rerankers(context: PluginContext[HttpRerankSettings]) -> Sequence[Reranker]:
     config = context.config
-    if PLUGIN_NAME in context.settings.rerankers and not config.url:
-        raise ConfigurationError(
-            'rerankers names "http-rerank", which needs its url: set [plugins.http-rerank] '
-            'url = "http://HOST:PORT/v1/rerank" (or MEMORYD_PLUGIN_HTTP_RERANK__URL)',
-            details={"plugin": PLUGIN_NAME, "setting": "url"},
-        )
+    require_url(context, PLUGIN_NAME, config.url, "http://HOST:PORT/v1/rerank")
     if context.session is None:  # outside an app: nothing to talk through
         return []
     return [

@@ -28,10 +28,14 @@ import aiohttp
 import attrs
 from attrs import field, frozen
 
-from memoryd.core.errors import ConfigurationError
 from memoryd.core.memories import memory_text
 from memoryd.core.ports import RerankCandidate, Reranker
-from memoryd.plugins.builtin.http_rerank import RerankAnswerError, apply_scores
+from memoryd.plugins.builtin.http_rerank import (
+    RerankAnswerError,
+    apply_scores,
+    post_json,
+    require_url,
+)
 from memoryd.plugins.context import PluginContext
 from memoryd.plugins.hookspecs import hookimpl
 
@@ -109,18 +113,13 @@ class LlmReranker:
         }
         if self.model:
             body["model"] = self.model
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        async with self.session.post(
+        answer = await post_json(
+            self.session,
             f"{self.url.rstrip('/')}/chat/completions",
-            json=body,
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
-        ) as response:
-            if response.status != 200:
-                raise RerankAnswerError(
-                    f"{self.url} answered HTTP {response.status}: {(await response.text())[:200]}"
-                )
-            answer = await response.json(content_type=None)
+            body,
+            api_key=self.api_key,
+            seconds=self.timeout,
+        )
         try:
             content = str(answer["choices"][0]["message"]["content"])
         except (KeyError, IndexError, TypeError) as exc:
@@ -137,12 +136,7 @@ def memoryd_plugin_settings() -> type[LlmRerankSettings]:
 @hookimpl
 def memoryd_register_rerankers(context: PluginContext[LlmRerankSettings]) -> Sequence[Reranker]:
     config = context.config
-    if PLUGIN_NAME in context.settings.rerankers and not config.url:
-        raise ConfigurationError(
-            'rerankers names "llm-rerank", which needs its url: set [plugins.llm-rerank] '
-            'url = "http://HOST:PORT/v1" (or MEMORYD_PLUGIN_LLM_RERANK__URL)',
-            details={"plugin": PLUGIN_NAME, "setting": "url"},
-        )
+    require_url(context, PLUGIN_NAME, config.url, "http://HOST:PORT/v1")
     if context.session is None:
         return []
     return [
