@@ -11,6 +11,7 @@ Metadata conditions combine into clauses: a :class:`Condition`, or
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -58,7 +59,7 @@ class Condition:
             return _holds_substring(actual, self.value, ignore_case=self.op == "icontains")
         if not _is_number(actual) or not _is_number(self.value):
             return False
-        a, b = float(actual), float(self.value)  # type: ignore[arg-type]
+        a, b = _float(actual), _float(self.value)  # type: ignore[arg-type]
         return {
             "gt": a > b,
             "gte": a >= b,
@@ -71,11 +72,19 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _float(value: float) -> float:
+    """A number as a float; an integer beyond float64's range is the infinity of its sign."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def _same(a: object, b: object) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a is b
     if _is_number(a) and _is_number(b):
-        return float(a) == float(b)  # type: ignore[arg-type]
+        return _float(a) == _float(b)  # type: ignore[arg-type]
     return a == b
 
 

@@ -50,10 +50,18 @@ NUMBER_PATTERN = "^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
 _NUMBER = re.compile(NUMBER_PATTERN)
 
 Filters = NewType("Filters", tuple[Clause, ...])
+#: The largest magnitude a metadata number may have: 2**53, up to which every integer is
+#: exact in every JSON client (and a float64).
+MAX_NUMBER = 2**53
 
 
 def scalar(value: object, where: str) -> Scalar:
     """A metadata value: a string (at most MAX_METADATA_VALUE_CHARS), a finite number, a boolean."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > MAX_NUMBER:
+        raise ValueError(
+            f"{where} must be a number between -{MAX_NUMBER} and {MAX_NUMBER} (beyond, "
+            "integers are not exact in JSON clients); send a larger one as a string"
+        )
     if isinstance(value, bool | int | str):
         if isinstance(value, str) and len(value) > MAX_METADATA_VALUE_CHARS:
             raise ValueError(f"{where} must be at most {MAX_METADATA_VALUE_CHARS} characters")
@@ -264,10 +272,9 @@ def _numeric(key: str, value: object, operator: object, path: Path) -> Clause:
     if isinstance(value, str):
         number = _number(value)
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except OverflowError:  # an integer beyond float64
-            number = math.copysign(math.inf, value)
+        if abs(value) > MAX_NUMBER:
+            raise _Bad((*path, "value"), f"must be a number between -{MAX_NUMBER} and {MAX_NUMBER}")
+        number = float(value)
         if math.isnan(number):
             number = None
     else:

@@ -67,10 +67,12 @@ ONE_TAG = {
 }
 #: The body may not have both ``containerTag`` and ``containerTags`` (400 naming both).
 NOT_BOTH_TAG_SPELLINGS = {"not": {"required": ["containerTag", "containerTags"]}}
+#: A metadata number: within ±2**53 (beyond, integers are not exact in JSON clients).
+NUMBER = {"type": "number", "minimum": -fs.MAX_NUMBER, "maximum": fs.MAX_NUMBER}
 SCALAR = {
     "anyOf": [
         string(hi=s.MAX_METADATA_VALUE_CHARS),
-        {"type": "number"},
+        NUMBER,
         {"type": "boolean"},
     ]
 }
@@ -93,7 +95,7 @@ _URL_OBJECT = {
         }
     },
 }
-_NUMBER_OPS = {op: {"type": "number"} for op in ("gt", "gte", "lt", "lte")}
+_NUMBER_OPS = dict.fromkeys(("gt", "gte", "lt", "lte"), NUMBER)
 _COMPARISON = {
     "type": "object",
     "minProperties": 1,
@@ -139,11 +141,7 @@ _FILTER_CONDITION = {
     "allOf": [
         _unless(
             "numeric",
-            {
-                "properties": {
-                    "value": {"anyOf": [{"type": "number"}, string(pattern=fs.NUMBER_PATTERN)]}
-                }
-            },
+            {"properties": {"value": {"anyOf": [NUMBER, string(pattern=fs.NUMBER_PATTERN)]}}},
         ),
         _unless(
             "string_contains",
