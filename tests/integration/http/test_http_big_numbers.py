@@ -17,19 +17,20 @@ HUGE = "1" + "0" * 400
 @pytest.mark.parametrize(
     ("path", "body", "where"),
     [
-        ("/v4/search", '{"q": "x", "filters": {"a": {"gt": %s}}}' % HUGE, "filters"),
-        ("/v4/search", '{"q": "x", "filters": {"a": %s}}' % HUGE, "filters"),
+        ("/v4/search", '{"q": "x", "filters": {"a": {"gt": @}}}'.replace("@", HUGE), "filters"),
+        ("/v4/search", '{"q": "x", "filters": {"a": @}}'.replace("@", HUGE), "filters"),
         ("/v4/search", '{"q": "x", "filters": {"a": 1e300}}', "filters"),
         (
             "/v4/search",
-            '{"q": "x", "filters": {"AND": [{"key": "a", "value": %s, "filterType": "numeric"}]}}'
-            % HUGE,
+            '{"q": "x", "filters": {"AND": [{"key": "a", "value": @, "filterType": "numeric"}]}}'.replace(
+                "N", HUGE
+            ),
             "filters.AND[0].value",
         ),
         (
             "/v4/conversations",
             '{"conversationId": "c", "messages": [{"role": "user", "content": "x"}],'
-            ' "metadata": {"b": %s}}' % HUGE,
+            ' "metadata": {"b": @}}'.replace("@", HUGE),
             "metadata",
         ),
     ],
