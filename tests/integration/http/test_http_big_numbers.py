@@ -22,9 +22,10 @@ HUGE = "1" + "0" * 400
         ("/v4/search", '{"q": "x", "filters": {"a": 1e300}}', "filters"),
         (
             "/v4/search",
-            '{"q": "x", "filters": {"AND": [{"key": "a", "value": @, "filterType": "numeric"}]}}'.replace(
-                "N", HUGE
-            ),
+            (
+                '{"q": "x", "filters": {"AND": [{"key": "a", "value": @,'
+                ' "filterType": "numeric"}]}}'
+            ).replace("@", HUGE),
             "filters.AND[0].value",
         ),
         (
