@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -68,9 +69,23 @@ class Loopback:
         if self.built >= self.budget:
             raise AssertionError("the guard was about to connect for a URL it should refuse")
         self.built += 1
-        return aiohttp.TCPConnector(
+        return _LoopbackOnly(
             resolver=_ToLoopback(resolver, self), use_dns_cache=False, force_close=True
         )
+
+
+class _LoopbackOnly(aiohttp.TCPConnector):
+    """Sends every host through the test's mapping, IP literals included.
+
+    aiohttp connects to an IP-literal host without asking its resolver: were the
+    guard to pass a literal it should refuse, this makes it a test failure (a
+    violation), never a socket to that address.
+    """
+
+    async def _resolve_host(
+        self, host: str, port: int, traces: Sequence[Any] | None = None
+    ) -> list[ResolveResult]:
+        return await self._resolver.resolve(host, port, family=self._family)
 
 
 @define
