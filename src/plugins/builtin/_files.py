@@ -139,10 +139,26 @@ class FileHandler:
 _GENERIC = ("application/octet-stream", "binary/octet-stream", "application/zip")
 
 
-def limits_of(context: Any) -> tuple[int, float]:
-    """``part_max_bytes`` and the seconds a handler gives itself, from a plugin context."""
+def file_handler(
+    context: Any,
+    extract: Callable[[Payload, Deadline], str | None],
+    *,
+    mimes: tuple[str, ...],
+    extensions: tuple[str, ...] = (),
+    kinds: tuple[str, ...] = ("file",),
+) -> FileHandler:
+    """The plugin's handler, within ``part_max_bytes`` and a little under ``plugin_timeout``."""
     settings = context.settings
-    return settings.part_max_bytes, max(0.1, settings.plugin_timeout * 0.9)
+    return FileHandler(
+        plugin=context.plugin,
+        extract=extract,
+        mimes=mimes,
+        extensions=extensions,
+        kinds=kinds,
+        max_bytes=settings.part_max_bytes,
+        seconds=max(0.1, settings.plugin_timeout * 0.9),
+        log=context.log,
+    )
 
 
 def text_of(data: bytes) -> str:

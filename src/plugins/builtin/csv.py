@@ -14,7 +14,7 @@ from attrs import frozen
 
 from memoryd.core.contain import BlockingPartHandler
 from memoryd.core.payload import Payload
-from memoryd.plugins.builtin._files import Deadline, FileHandler, limits_of, text_of
+from memoryd.plugins.builtin._files import Deadline, file_handler, text_of
 from memoryd.plugins.context import PluginContext
 from memoryd.plugins.hookspecs import hookimpl
 
@@ -70,15 +70,11 @@ def memoryd_plugin_settings() -> type[CsvSettings]:
 def memoryd_register_part_handlers(
     context: PluginContext[CsvSettings],
 ) -> Sequence[BlockingPartHandler]:
-    max_bytes, seconds = limits_of(context)
     return [
-        FileHandler(
-            plugin=context.plugin,
-            extract=_Reader(max(1, context.config.max_rows)),
+        file_handler(
+            context,
+            _Reader(max(1, context.config.max_rows)),
             mimes=("text/csv", "text/tab-separated-values", "application/csv"),
             extensions=("csv", "tsv"),
-            max_bytes=max_bytes,
-            seconds=seconds,
-            log=context.log,
         )
     ]

@@ -20,10 +20,9 @@ from memoryd.core.contain import BlockingPartHandler
 from memoryd.core.payload import Payload
 from memoryd.plugins.builtin._files import (
     Deadline,
-    FileHandler,
     Unreadable,
     available,
-    limits_of,
+    file_handler,
 )
 from memoryd.plugins.context import PluginContext
 from memoryd.plugins.hookspecs import hookimpl
@@ -112,15 +111,6 @@ def memoryd_register_part_handlers(
 ) -> Sequence[BlockingPartHandler]:
     if not available(context, "docx", extra="files"):
         return []
-    max_bytes, seconds = limits_of(context)
     return [
-        FileHandler(
-            plugin=context.plugin,
-            extract=_Reader(context.config),
-            mimes=(DOCX_MIME,),
-            extensions=("docx",),
-            max_bytes=max_bytes,
-            seconds=seconds,
-            log=context.log,
-        )
+        file_handler(context, _Reader(context.config), mimes=(DOCX_MIME,), extensions=("docx",))
     ]

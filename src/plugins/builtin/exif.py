@@ -16,7 +16,7 @@ from attrs import frozen
 
 from memoryd.core.contain import BlockingPartHandler
 from memoryd.core.payload import Payload
-from memoryd.plugins.builtin._files import Deadline, FileHandler, available, limits_of
+from memoryd.plugins.builtin._files import Deadline, available, file_handler
 from memoryd.plugins.builtin._image import exif_lines, open_image
 from memoryd.plugins.context import PluginContext
 from memoryd.plugins.hookspecs import hookimpl
@@ -55,16 +55,12 @@ def memoryd_register_part_handlers(
 ) -> Sequence[BlockingPartHandler]:
     if not available(context, "PIL", extra="ocr"):
         return []
-    max_bytes, seconds = limits_of(context)
     return [
-        FileHandler(
-            plugin=context.plugin,
-            extract=_Reader(context.config),
+        file_handler(
+            context,
+            _Reader(context.config),
             mimes=("image/",),
             extensions=IMAGE_EXTENSIONS,
             kinds=IMAGE_KINDS,
-            max_bytes=max_bytes,
-            seconds=seconds,
-            log=context.log,
         )
     ]

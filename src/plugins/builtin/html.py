@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from memoryd.core.contain import BlockingPartHandler
 from memoryd.core.payload import Payload
-from memoryd.plugins.builtin._files import Deadline, FileHandler, available, limits_of, text_of
+from memoryd.plugins.builtin._files import Deadline, available, file_handler, text_of
 from memoryd.plugins.context import PluginContext
 from memoryd.plugins.hookspecs import hookimpl
 
@@ -29,15 +29,11 @@ def extract(payload: Payload, deadline: Deadline) -> str | None:
 def memoryd_register_part_handlers(context: PluginContext[None]) -> Sequence[BlockingPartHandler]:
     if not available(context, "trafilatura", "lxml_html_clean", extra="files"):
         return []
-    max_bytes, seconds = limits_of(context)
     return [
-        FileHandler(
-            plugin=context.plugin,
-            extract=extract,
+        file_handler(
+            context,
+            extract,
             mimes=("text/html", "application/xhtml+xml"),
             extensions=("html", "htm", "xhtml"),
-            max_bytes=max_bytes,
-            seconds=seconds,
-            log=context.log,
         )
     ]

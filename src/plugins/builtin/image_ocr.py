@@ -20,7 +20,12 @@ from attrs import define, field, frozen
 
 from memoryd.core.contain import BlockingPartHandler
 from memoryd.core.payload import Payload
-from memoryd.plugins.builtin._files import Deadline, FileHandler, Unreadable, available, limits_of
+from memoryd.plugins.builtin._files import (
+    Deadline,
+    Unreadable,
+    available,
+    file_handler,
+)
 from memoryd.plugins.builtin._image import exif_lines, open_image
 from memoryd.plugins.builtin.exif import IMAGE_EXTENSIONS, IMAGE_KINDS
 from memoryd.plugins.context import PluginContext
@@ -96,16 +101,12 @@ def memoryd_register_part_handlers(
 ) -> Sequence[BlockingPartHandler]:
     if not available(context, "rapidocr", "onnxruntime", "PIL", extra="ocr"):
         return []
-    max_bytes, seconds = limits_of(context)
     return [
-        FileHandler(
-            plugin=context.plugin,
-            extract=_Reader(context.config),
+        file_handler(
+            context,
+            _Reader(context.config),
             mimes=("image/",),
             extensions=IMAGE_EXTENSIONS,
             kinds=IMAGE_KINDS,
-            max_bytes=max_bytes,
-            seconds=seconds,
-            log=context.log,
         )
     ]

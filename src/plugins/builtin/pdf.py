@@ -21,10 +21,9 @@ from memoryd.core.contain import BlockingPartHandler
 from memoryd.core.payload import Payload
 from memoryd.plugins.builtin._files import (
     Deadline,
-    FileHandler,
     Unreadable,
     available,
-    limits_of,
+    file_handler,
 )
 from memoryd.plugins.context import PluginContext
 from memoryd.plugins.hookspecs import hookimpl
@@ -121,16 +120,9 @@ def memoryd_register_part_handlers(
     pdfium = importlib.util.find_spec("pypdfium2") is not None
     if not pdfium and not available(context, "pypdf", extra="files"):
         return []
-    max_bytes, seconds = limits_of(context)
     reader = _Reader(max_pages=max(1, context.config.max_pages), log=context.log, pdfium=pdfium)
     return [
-        FileHandler(
-            plugin=context.plugin,
-            extract=reader,
-            mimes=("application/pdf", "application/x-pdf"),
-            extensions=("pdf",),
-            max_bytes=max_bytes,
-            seconds=seconds,
-            log=context.log,
+        file_handler(
+            context, reader, mimes=("application/pdf", "application/x-pdf"), extensions=("pdf",)
         )
     ]

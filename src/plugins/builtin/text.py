@@ -15,7 +15,7 @@ from typing import Any
 
 from memoryd.core.contain import BlockingPartHandler
 from memoryd.core.payload import Payload
-from memoryd.plugins.builtin._files import Deadline, FileHandler, limits_of, text_of
+from memoryd.plugins.builtin._files import Deadline, file_handler, text_of
 from memoryd.plugins.context import PluginContext
 from memoryd.plugins.hookspecs import hookimpl
 
@@ -55,15 +55,11 @@ def extract(payload: Payload, deadline: Deadline) -> str | None:
 
 @hookimpl
 def memoryd_register_part_handlers(context: PluginContext[None]) -> Sequence[BlockingPartHandler]:
-    max_bytes, seconds = limits_of(context)
     return [
-        FileHandler(
-            plugin=context.plugin,
-            extract=extract,
+        file_handler(
+            context,
+            extract,
             mimes=("text/", "application/json", "application/ld+json"),
             extensions=("txt", "md", "markdown", "json", "log"),
-            max_bytes=max_bytes,
-            seconds=seconds,
-            log=context.log,
         )
     ]
