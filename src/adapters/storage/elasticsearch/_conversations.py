@@ -26,6 +26,7 @@ from attrs import define, field
 
 from memoryd.adapters.storage.elasticsearch import _state as states
 from memoryd.adapters.storage.elasticsearch._cluster import DELETE, Cluster, Doc, doc_id
+from memoryd.adapters.storage.elasticsearch._codec import to_text
 from memoryd.adapters.storage.elasticsearch._keys import EsKeyStore
 from memoryd.adapters.storage.elasticsearch._threads import EsThreadStore
 from memoryd.core.model import Conversation, Scope
@@ -116,7 +117,7 @@ class EsConversationStore:
                 seq = states.next_seq(state or states.empty_state(), _now_us())
                 new = states.commit(state, change, seq, self.dimension)
                 return states.document(
-                    conv.tenant_id, conv.conversation_id, new, _iso(conv.updated_at)
+                    conv.tenant_id, conv.conversation_id, new, to_text(conv.updated_at)
                 ), None
 
             await self.cluster.update(
@@ -280,33 +281,19 @@ class EsConversationStore:
                 return tenants
 
     async def snapshot(self, tenant_id: str) -> AsyncIterator[IndexChange]:
-        await self.cluster.refresh_now(KIND)
-        after: list[Any] | None = None
-        while True:
-            body: Doc = {
-                "query": {
-                    "bool": {"filter": [{"term": {"tenant": tenant_id}}, {"term": {"live": True}}]}
-                },
-                "sort": [{"conversation_id": "asc"}],
-                "size": PAGE,
-                "routing": tenant_id,
-            }
-            if after is not None:
-                body["search_after"] = after
-            answer = await self.cluster.search(KIND, **body)
-            hits = answer["hits"]["hits"]
-            for hit in hits:
-                source = hit["_source"]
-                for change in states.snapshot(
-                    tenant_id, source["conversation_id"], source["state"]
-                ):
-                    yield change
-            if len(hits) < PAGE:
-                return
-            after = hits[-1]["sort"]
+        async for source in self._live(tenant_id):
+            for change in states.snapshot(tenant_id, source["conversation_id"], source["state"]):
+                yield change
 
     async def conversations_of(self, tenant_id: str) -> AsyncIterator[Conversation]:
         """Every live conversation of the tenant (each scope's), a page after another."""
+        excluded = ["state.scopes.memories", "state.outbox"]
+        async for source in self._live(tenant_id, source_excludes=excluded):
+            for entry in source["state"]["scopes"]:
+                yield states.conversation_of(tenant_id, source["conversation_id"], entry)
+
+    async def _live(self, tenant_id: str, **options: Any) -> AsyncIterator[Doc]:
+        """The ``_source`` of every live conversation document of the tenant, after a refresh."""
         await self.cluster.refresh_now(KIND)
         after: list[Any] | None = None
         while True:
@@ -317,20 +304,14 @@ class EsConversationStore:
                 "sort": [{"conversation_id": "asc"}],
                 "size": PAGE,
                 "routing": tenant_id,
-                "source_excludes": ["state.scopes.memories", "state.outbox"],
+                **options,
             }
             if after is not None:
                 body["search_after"] = after
             answer = await self.cluster.search(KIND, **body)
             hits = answer["hits"]["hits"]
             for hit in hits:
-                source = hit["_source"]
-                for entry in source["state"]["scopes"]:
-                    yield states.conversation_of(tenant_id, source["conversation_id"], entry)
+                yield hit["_source"]
             if len(hits) < PAGE:
                 return
             after = hits[-1]["sort"]
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
