@@ -38,7 +38,6 @@ from memoryd.core.model import (
     Thread,
     ThreadMessage,
 )
-from memoryd.core.parts import part_text
 from memoryd.core.ports import (
     ChatModel,
     Clock,
@@ -57,6 +56,7 @@ from memoryd.core.prompt import (
     gather_context,
     plan_turns,
 )
+from memoryd.core.reading import PartReader, UrlFetcher
 from memoryd.core.retrieval import ContextRule, SearchRequest, SearchService
 
 log = logging.getLogger("memoryd.chat")
@@ -179,6 +179,8 @@ class ChatService:
     tokens: TokenCounter
     clock: Clock
     part_handlers: Sequence[PartHandler] = ()
+    #: Fetches the http(s) URLs of image and file parts (setting ``fetch_urls``); None: off.
+    fetcher: UrlFetcher | None = None
     policy: ChatPolicy = field(factory=ChatPolicy)
     new_message_id: Callable[[], str] = _message_id
     new_thread_id: Callable[[], str] = _thread_id
@@ -290,8 +292,9 @@ class ChatService:
 
     async def _attachments(self, parts: Sequence[ContentPart]) -> str:
         texts: list[str] = []
+        reader = PartReader(self.part_handlers, self.fetcher)
         for part in parts:
-            text = await part_text(self.part_handlers, part)
+            text = (await reader.read(part)).text
             if text and text.strip():
                 texts.append(text.strip())
         return "\n\n".join(texts)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from attrs import define, field, frozen
 
 from memoryd.core.model import ContentPart, Memory, MemoryDraft
+from memoryd.core.part_results import HandlerFailure, PartText
 from memoryd.core.ports import PartHandler, RerankCandidate, Reranker
 
 log = logging.getLogger("memoryd.plugins")
@@ -31,7 +32,7 @@ class BlockingPartHandler(Protocol):
 
     def accepts(self, part: ContentPart) -> bool: ...
 
-    def to_text(self, part: ContentPart) -> str | None: ...
+    def to_text(self, part: ContentPart) -> str | PartText | None: ...
 
 
 class BlockingReranker(Protocol):
@@ -106,16 +107,17 @@ async def _call(reporter: _Reporter, seconds: float, method: Callable[..., Any],
         task.cancel()
         task.add_done_callback(_drain)
         reporter.report("timeout", f"took longer than {seconds:g} s (plugin_timeout)")
-        raise _Failed
+        raise _Failed(f"it took longer than {seconds:g} s (setting plugin_timeout)")
     if task.cancelled():
         reporter.report("cancelled", "was cancelled")
-        raise _Failed
+        raise _Failed("it was cancelled")
     exc = task.exception()
     if exc is not None:
         reporter.report(
             f"raised {type(exc).__name__}", f"raised {type(exc).__name__}: {exc}", exc=exc
         )
-        raise _Failed
+        # The client is told the kind only: the message may quote what the part holds.
+        raise _Failed(f"it raised {type(exc).__name__} (the server's log has more)")
     return task.result()
 
 
@@ -144,23 +146,33 @@ class ContainedPartHandler:
             return False
 
     async def to_text(self, part: ContentPart) -> str | None:
+        answer = await self.read(part)
+        return answer.text if isinstance(answer, PartText) else None
+
+    async def read(self, part: ContentPart) -> PartText | HandlerFailure:
+        """The handler's text and note (:class:`PartText`), or why the call failed."""
         try:
-            text = await _call(self._reporter, self.limits.timeout, self.handler.to_text, part)
-        except _Failed:
-            return None
-        if text is None:
-            return None
-        if not isinstance(text, str):
-            self._reporter.report("not text", f"returned {type(text).__name__}, not str or None")
-            return None
-        if len(text) > self.limits.max_chars:
+            answer = await _call(self._reporter, self.limits.timeout, self.handler.to_text, part)
+        except _Failed as failed:
+            return HandlerFailure(str(failed))
+        if answer is None or isinstance(answer, str):
+            answer = PartText(answer)
+        if not isinstance(answer, PartText) or not isinstance(answer.text, str | None):
+            kind = type(answer).__name__
+            self._reporter.report("not text", f"returned {kind}, not str, PartText or None")
+            return HandlerFailure(f"its handler returned {kind}, not text")
+        text = answer.text
+        if text is not None and len(text) > self.limits.max_chars:
             self._reporter.report(
                 "too long",
                 f"returned {len(text)} characters; kept the first {self.limits.max_chars} "
                 "(plugin_max_chars)",
             )
-            return text[: self.limits.max_chars]
-        return text
+            cut = f"its text was cut from {len(text)} to {self.limits.max_chars} characters "
+            cut += "(setting plugin_max_chars)"
+            note = f"{answer.note}; {cut}" if answer.note else cut
+            return PartText(text[: self.limits.max_chars], note)
+        return answer
 
 
 @define

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from memoryd.core.model import ContentPart
+from memoryd.core.part_results import PartText
 from memoryd.core.ports import PartHandler
 
 
@@ -35,4 +36,6 @@ async def part_text(handlers: Sequence[PartHandler], part: ContentPart) -> str |
     if handler is None:
         return None
     text = await handler.to_text(part)
+    if isinstance(text, PartText):
+        text = text.text
     return text if text and text.strip() else None

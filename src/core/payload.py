@@ -18,6 +18,9 @@ from memoryd.core.model import ContentPart
 
 _DATA_URI = re.compile(r"^data:([^,;]*)((?:;[^,;=]+=[^,;]*)*)(;base64)?,", re.IGNORECASE)
 _WHITESPACE = re.compile(rb"\s+")
+#: Characters of valid base64 (no space, no punctuation) past which it is surely base64, even
+#: of bytes that are not UTF-8, and not a text that happens to spell valid base64.
+_SURELY_BASE64 = 64
 #: MIME types whose inline ``data`` may be the text itself rather than base64.
 _TEXT_LIKE = ("text/", "application/json", "application/xml", "application/csv")
 
@@ -92,7 +95,7 @@ def decode(part: ContentPart, *, max_bytes: int) -> Payload:
         if not is_text_like(mime):
             raise
     else:
-        if not is_text_like(mime) or _is_utf8(data):
+        if not is_text_like(mime) or _is_utf8(data) or len(source) >= _SURELY_BASE64:
             return Payload(data, mime, part.filename)
         # Text that happens to be valid base64 ("abcd") is the text itself.
     data = source.encode()

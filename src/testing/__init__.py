@@ -18,6 +18,8 @@ from memoryd.testing._fakes import (
     WordCounter,
 )
 from memoryd.testing._flaky import FlakyIndex
+from memoryd.testing._plugins import LoadedPlugin, plugin_host
+from memoryd.testing.conformance import NotConforming, check_part_handler, check_reranker
 
 __all__ = [
     "CountingEmbedder",
@@ -26,7 +28,12 @@ __all__ = [
     "FlakyIndex",
     "InMemoryIndex",
     "InMemoryStore",
+    "LoadedPlugin",
+    "NotConforming",
     "ReversingReranker",
     "ScriptedChatModel",
     "WordCounter",
+    "check_part_handler",
+    "check_reranker",
+    "plugin_host",
 ]

@@ -5,8 +5,10 @@ memoryd runs it in a worker thread under ``plugin_timeout`` (core/contain.py).
 Its ``extract`` gets the part's bytes, already decoded within
 ``part_max_bytes``, and a :class:`Deadline` to check between pages or rows.
 Anything it cannot read (corrupt, truncated, hostile, over a limit) is
-skipped: the reason is logged as a warning naming the plugin, the part
-contributes no text, and the request goes on. Nothing here fetches a URL.
+skipped: the reason is logged as a warning naming the plugin and returned
+as a :class:`PartText` note (the ingest response's ``parts`` shows it), the
+part contributes no text, and the request goes on. Nothing here fetches a
+URL: memoryd fetches (when ``fetch_urls`` is on) and hands the bytes over inline.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from attrs import define, field, frozen
 
 from memoryd.core.model import ContentPart
+from memoryd.core.part_results import PartText
 from memoryd.core.payload import Payload, PayloadError, declared_mime, decode, inline_source
 
 #: The first characters of each format's base64, to recognise a part that names no type.
@@ -95,7 +98,7 @@ class FileHandler:
     """A part handler for the file types ``mimes`` and ``extensions`` name."""
 
     plugin: str
-    extract: Callable[[Payload, Deadline], str | None]
+    extract: Callable[[Payload, Deadline], str | PartText | None]
     mimes: tuple[str, ...]
     extensions: tuple[str, ...] = ()
     kinds: tuple[str, ...] = ("file",)
@@ -112,18 +115,19 @@ class FileHandler:
             return True
         return mime.startswith(self.mimes)
 
-    def to_text(self, part: ContentPart) -> str | None:
-        """The part's text; None (and a warning) when it cannot be read."""
+    def to_text(self, part: ContentPart) -> str | PartText | None:
+        """The part's text; when it cannot be read, why (a warning too), never an exception."""
         try:
             payload = decode(part, max_bytes=self.max_bytes)
             return self.extract(payload, Deadline.after(self.seconds))
         except (PayloadError, Unreadable) as exc:
-            self._skip(part, str(exc))
+            return self._skip(part, str(exc))
         except Exception as exc:  # a corrupt file may fail anywhere in a parser
+            # The client learns the kind; the log has the parser's words too.
             self._skip(part, f"it could not be read ({type(exc).__name__}: {str(exc)[:200]})")
-        return None
+            return PartText.skipped(f"it could not be read ({type(exc).__name__})")
 
-    def _skip(self, part: ContentPart, reason: str) -> None:
+    def _skip(self, part: ContentPart, reason: str) -> PartText:
         what = f"{part.type} part {part.filename!r}" if part.filename else f"{part.type} part"
         self.log.warning(
             "plugin %r: skipped the %s (%s): %s",
@@ -133,6 +137,7 @@ class FileHandler:
             reason,
             extra={"plugin": self.plugin},
         )
+        return PartText.skipped(reason)
 
 
 #: Declared types that say nothing, so that the file name's extension decides.
@@ -141,7 +146,7 @@ _GENERIC = ("application/octet-stream", "binary/octet-stream", "application/zip"
 
 def file_handler(
     context: Any,
-    extract: Callable[[Payload, Deadline], str | None],
+    extract: Callable[[Payload, Deadline], str | PartText | None],
     *,
     mimes: tuple[str, ...],
     extensions: tuple[str, ...] = (),

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from attrs import frozen
 
 from memoryd.core.contain import BlockingPartHandler
+from memoryd.core.part_results import PartText
 from memoryd.core.payload import Payload
 from memoryd.plugins.builtin._files import Deadline, file_handler, text_of
 from memoryd.plugins.context import PluginContext
@@ -31,7 +32,7 @@ class CsvSettings:
 class _Reader:
     max_rows: int
 
-    def __call__(self, payload: Payload, deadline: Deadline) -> str | None:
+    def __call__(self, payload: Payload, deadline: Deadline) -> str | PartText | None:
         text = text_of(payload.data)
         try:
             dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(
@@ -46,8 +47,14 @@ class _Reader:
         reader = csv.reader(io.StringIO(text), dialect)
         header = [" ".join(h.split()) for h in next(reader, [])]
         lines: list[str] = []
+        stopped = None
         for n, row in enumerate(reader):
             if n >= self.max_rows or deadline.passed():
+                stopped = (
+                    f"max_rows = {self.max_rows}, setting [plugins.csv]"
+                    if n >= self.max_rows
+                    else "its time limit (plugin_timeout)"
+                )
                 break
             cells = [
                 f"{h}: {v.strip()}" if h else v.strip()
@@ -58,6 +65,8 @@ class _Reader:
                 lines.append("; ".join(cells))
         if not lines:
             return " | ".join(header) or None
+        if stopped:
+            return PartText("\n".join(lines), f"read the first {n} rows ({stopped})")
         return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from attrs import frozen
 
 from memoryd.core.contain import BlockingPartHandler
+from memoryd.core.part_results import PartText
 from memoryd.core.payload import Payload
 from memoryd.plugins.builtin._files import (
     Deadline,
@@ -45,11 +46,12 @@ class _Reader:
     log: logging.Logger
     pdfium: bool
 
-    def __call__(self, payload: Payload, deadline: Deadline) -> str | None:
+    def __call__(self, payload: Payload, deadline: Deadline) -> str | PartText | None:
         if b"%PDF-" not in payload.data[:1024]:
             raise Unreadable("it is not a PDF (no %PDF- header)")
         read = self._pdfium if self.pdfium else self._pypdf
         pages, total = read(payload, deadline)
+        text = "\n\n".join(p.strip() for p in pages if p.strip()) or None
         if len(pages) < total:
             why = (
                 f"max_pages = {self.max_pages}, setting [plugins.pdf]"
@@ -63,7 +65,8 @@ class _Reader:
                 payload.filename or "a PDF",
                 why,
             )
-        return "\n\n".join(p.strip() for p in pages if p.strip()) or None
+            return PartText(text, f"read {len(pages)} of {total} pages ({why})")
+        return text
 
     def _pdfium(self, payload: Payload, deadline: Deadline) -> tuple[list[str], int]:
         import pypdfium2 as pdfium

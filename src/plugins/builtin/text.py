@@ -15,7 +15,7 @@ from typing import Any
 
 from memoryd.core.contain import BlockingPartHandler
 from memoryd.core.payload import Payload
-from memoryd.plugins.builtin._files import Deadline, file_handler, text_of
+from memoryd.plugins.builtin._files import Deadline, Unreadable, file_handler, text_of
 from memoryd.plugins.context import PluginContext
 from memoryd.plugins.hookspecs import hookimpl
 
@@ -34,7 +34,16 @@ def _json_lines(value: Any, path: str = "") -> Iterator[str]:
         yield f"{path}: {value}" if path else str(value)
 
 
+def _binary(data: bytes) -> bool:
+    """NUL bytes, or more than a tenth of control characters: not text in any encoding."""
+    head = data[:4096]
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
+    return b"\x00" in head or controls * 10 > len(head)
+
+
 def extract(payload: Payload, deadline: Deadline) -> str | None:
+    if _binary(payload.data):
+        raise Unreadable("it holds binary data, not text (check its type: mimeType)")
     text = text_of(payload.data)
     is_json = (payload.mime_type or "").endswith("json") or (
         (payload.filename or "").lower().endswith(".json")
