@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from memoryd.adapters.embedding._batching import BatchingEmbedder, EncoderModel
+from memoryd.adapters.embedding._batching import DOCUMENT_NICE, BatchingEmbedder, EncoderModel
 from memoryd.adapters.embedding._gguf import GGUFEncoder
 from memoryd.adapters.embedding._minilm import MiniLMEncoder
 from memoryd.adapters.embedding._openai import OpenAIEmbedder
@@ -44,17 +44,22 @@ def e5_encoder(*, threads: int = 0) -> EncoderModel:
 
 
 def local_embedder(
-    model: LocalModel = "minilm", *, threads: int = 0, max_batch: int = 64
+    model: LocalModel = "minilm",
+    *,
+    threads: int = 0,
+    max_batch: int = 64,
+    document_nice: int = DOCUMENT_NICE,
 ) -> BatchingEmbedder:
-    """A local model behind continuous batching on its own worker thread (not loaded yet).
+    """A local model behind continuous batching on its own worker threads (not loaded yet).
 
     ``threads`` is ``embedding_threads`` (0: the runtime decides); ``max_batch``
-    caps the texts per model call (``embedding_batch_size``).
+    caps the texts per model call (``embedding_batch_size``); ``document_nice``
+    lowers the document thread's priority (``embedding_document_nice``).
     """
     encoder: EncoderModel = (
         MiniLMEncoder(threads=threads) if model == "minilm" else e5_encoder(threads=threads)
     )
-    return BatchingEmbedder(encoder, max_batch=max_batch)
+    return BatchingEmbedder(encoder, max_batch=max_batch, document_nice=document_nice)
 
 
 def _conforms_to_the_ports(

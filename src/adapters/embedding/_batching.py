@@ -1,18 +1,27 @@
 """Continuous batching of a blocking embedding model, off the event loop.
 
 :class:`BatchingEmbedder` implements the ``Embedder`` port around any
-:class:`EncoderModel`. Inference runs on one dedicated worker thread (the
-model parallelises inside itself). Requests that arrive while a call runs
-wait: queries in one queue, each ``embed_documents`` call as one job in
-another. A lone request starts at once: there is no timer.
+:class:`EncoderModel`. Inference runs on dedicated worker threads (the model
+parallelises inside itself). Requests that arrive while a call runs wait:
+queries in one queue, each ``embed_documents`` call as one job in another. A
+lone request starts at once: there is no timer.
 
-Queries come first: before every document call the worker runs one call for
-all the queries waiting (up to ``max_batch``). So a query waits for at most
-the one document call already running, and while searches are coming in
-(one in the last :data:`QUERY_RECENT_S` seconds) a document call embeds one
-text, 5–50 ms of MiniLM on 2 cores (measured: search p95 during a maximal
-ingest 1.5–2.5× idle; 4 texts a call made it ~4×). When no one searches, a
-document call takes a full batch, which embeds more texts a second.
+Queries come first, in one of two ways:
+
+- **Two lanes** (a model whose ``concurrent_queries`` is true, such as
+  MiniLM: it may be called from two threads at once). Queries run on a
+  thread of their own, beside the document calls, so a query never waits for
+  one; the document thread runs at a lower OS priority (``document_nice``,
+  Linux), so that while both want a core the query, and the rest of the
+  search path, get it. Document calls take full batches: ingest keeps its
+  rate while searches come in, and a first search after a quiet spell does
+  not wait behind a 64-text call (``bench/analysis.md`` has the numbers).
+- **One lane** (any other model, e.g. llama.cpp, which must not be called
+  from two threads): before every document call the worker runs one call for
+  all the queries waiting (up to ``max_batch``). So a query waits for at
+  most the one document call already running, and while searches are coming
+  in (one in the last :data:`QUERY_RECENT_S` seconds) a document call embeds
+  one text. When no one searches, a document call takes a full batch.
 
 Jobs take turns: a document call takes :data:`PIECES_PER_BATCH`-th of a batch
 from each waiting job in turn (round robin), so one caller's huge ingest does
@@ -24,6 +33,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +69,8 @@ class EncoderModel(Protocol):
 
 #: A job gives a document call at most ``max_batch // PIECES_PER_BATCH`` texts per turn.
 PIECES_PER_BATCH = 4
+#: The document thread's niceness in the two-lane mode (Linux; 0 leaves it as it is).
+DOCUMENT_NICE = 10
 #: Seconds after a query during which a document call embeds one text, so that the
 #: next query waits for at most one short call (search stays fast during a long ingest).
 QUERY_RECENT_S = 10.0
@@ -97,7 +112,16 @@ class BatchingEmbedder:
     model: EncoderModel
     #: Most texts in one model call; longer ``embed_documents`` calls are split.
     max_batch: int = field(default=64, kw_only=True)
+    #: Niceness added to the document thread when queries have their own (Linux only).
+    document_nice: int = field(default=DOCUMENT_NICE, kw_only=True)
+    #: Queries on a thread of their own (None: if the model says ``concurrent_queries``).
+    query_lane: bool | None = field(default=None, kw_only=True)
+    #: The document thread (and, in the one-lane mode, the queries' too).
     _executor: ThreadPoolExecutor = field(init=False, repr=False)
+    _query_executor: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+    _query_worker: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _loaded: bool = field(default=False, init=False)
+    _loading: asyncio.Future[None] | None = field(default=None, init=False, repr=False)
     _queries: collections.deque[_Query] = field(factory=collections.deque, init=False)
     _jobs: collections.deque[_Job] = field(factory=collections.deque, init=False)
     _worker: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
@@ -118,7 +142,22 @@ class BatchingEmbedder:
     def __attrs_post_init__(self) -> None:
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, not {self.max_batch}")
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memoryd-embed")
+        if self.document_nice < 0:
+            raise ValueError(f"document_nice must be at least 0, not {self.document_nice}")
+        if self.query_lane is None:
+            self.query_lane = getattr(self.model, "concurrent_queries", False) is True
+        if not self.query_lane:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memoryd-embed")
+            return
+        self._executor = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="memoryd-embed-documents",
+            initializer=_lower_priority,
+            initargs=(self.document_nice,),
+        )
+        self._query_executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="memoryd-embed-queries"
+        )
 
     @property
     def model_name(self) -> str:
@@ -131,8 +170,17 @@ class BatchingEmbedder:
         return self.model.dimension
 
     def load(self) -> None:
-        """Load the model now (blocking: call it in a thread, not on the event loop)."""
-        self.model.load()
+        """Load the model now (blocking: call it in a thread, not on the event loop).
+
+        It loads on the document thread, so that the threads the model starts
+        for itself (onnxruntime's pool) inherit that thread's priority.
+        """
+        self._executor.submit(self._load).result()
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self.model.load()
+            self._loaded = True
 
     async def embed_documents(self, texts: Sequence[str]) -> FloatMatrix:
         """One unit vector per text (float32, shape (len(texts), dimension)), for storing."""
@@ -163,6 +211,16 @@ class BatchingEmbedder:
         return asyncio.get_running_loop()
 
     def _wake(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._query_executor is not None:  # two lanes: each its own worker
+            if self._queries and (self._query_worker is None or self._query_worker.done()):
+                self._query_worker = loop.create_task(
+                    self._drain_queries(), name="memoryd-embed-queries"
+                )
+            if self._jobs and (self._worker is None or self._worker.done()):
+                self._worker = loop.create_task(
+                    self._drain_documents(), name="memoryd-embed-documents"
+                )
+            return
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._drain(), name="memoryd-embed-batcher")
 
@@ -208,11 +266,44 @@ class BatchingEmbedder:
             if pieces:
                 await self._run_documents(pieces)
 
+    async def _loaded_on_the_document_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Two lanes: the model loads once, on the document thread (see :meth:`load`)."""
+        if self._loaded:
+            return
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(loop.run_in_executor(self._executor, self._load))
+        loading = self._loading
+        try:
+            await asyncio.shield(loading)
+        except Exception:
+            if self._loading is loading:
+                self._loading = None  # the next call tries again
+            raise
+
+    async def _drain_queries(self) -> None:
+        """Two lanes: one call for the waiting queries at a time, until none waits."""
+        while self._queries:
+            queries = self._take_queries()
+            if queries:
+                await self._run_queries(queries)
+
+    async def _drain_documents(self) -> None:
+        """Two lanes: full document calls (a turn of each waiting job), until none waits."""
+        while self._jobs:
+            pieces = self._take_documents(self.max_batch)
+            if pieces:
+                await self._run_documents(pieces)
+
     async def _encode(self, texts: list[str], *, query: bool) -> FloatMatrix:
         loop = asyncio.get_running_loop()
-        started = time.perf_counter()
+        executor = self._executor
+        if query and self._query_executor is not None:
+            executor = self._query_executor
         try:
-            matrix = await loop.run_in_executor(self._executor, _encode, self.model, texts, query)
+            if self._query_executor is not None:
+                await self._loaded_on_the_document_thread(loop)
+            started = time.perf_counter()
+            matrix = await loop.run_in_executor(executor, _encode, self.model, texts, query)
             for observe in self._observers:
                 observe(query, len(texts), time.perf_counter() - started)
             return matrix
@@ -262,17 +353,33 @@ class BatchingEmbedder:
                 job.future.set_result(job.out)
 
     async def aclose(self) -> None:
-        """Finish the requests already queued, then stop the worker thread."""
+        """Finish the requests already queued, then stop the worker threads."""
         self._closed = True
-        worker = self._worker
-        if worker is not None and not worker.done():
-            await asyncio.shield(worker)
+        for worker in (self._worker, self._query_worker):
+            if worker is not None and not worker.done():
+                await asyncio.shield(worker)
         await asyncio.to_thread(self._executor.shutdown, wait=True)
+        if self._query_executor is not None:
+            await asyncio.to_thread(self._query_executor.shutdown, wait=True)
 
     def close(self) -> None:
-        """Stop the worker thread without waiting (for use outside an event loop)."""
+        """Stop the worker threads without waiting (for use outside an event loop)."""
         self._closed = True
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._query_executor is not None:
+            self._query_executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _lower_priority(nice: int) -> None:
+    """On the document thread as it starts: lower its priority by ``nice`` (Linux only).
+
+    Linux keeps a niceness per thread (``setpriority`` on a thread id); elsewhere
+    it would apply to the whole process, so there it is left alone.
+    """
+    if nice and sys.platform == "linux":
+        with contextlib.suppress(OSError):  # e.g. a sandbox without setpriority
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
 
 
 def _encode(model: EncoderModel, texts: list[str], query: bool) -> FloatMatrix:

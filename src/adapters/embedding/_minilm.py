@@ -78,6 +78,15 @@ class MiniLMEncoder:
         """Whether :meth:`load` has run."""
         return self._session is not None
 
+    @property
+    def concurrent_queries(self) -> bool:
+        """True: :meth:`encode` may run queries on one thread while documents run on another.
+
+        onnxruntime sessions and the tokenizer may be called from several threads at
+        once; :class:`BatchingEmbedder` then gives queries a thread of their own.
+        """
+        return True
+
     def load(self) -> None:
         """Check and load the model and tokenizer (idempotent; blocking, ~0.2 s).
 
@@ -154,7 +163,14 @@ class MiniLMEncoder:
         if not texts:
             return empty_matrix(DIMENSION)
         self.load()
-        encodings = self._tokenizer.encode_batch(list(texts))
+        # Queries one by one on the calling thread: encode_batch hands its work to the
+        # tokenizer's thread pool, whose threads may be the document side's (started
+        # from a lower-priority thread, see BatchingEmbedder).
+        encodings = (
+            [self._tokenizer.encode(t) for t in texts]
+            if query
+            else self._tokenizer.encode_batch(list(texts))
+        )
         ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
         if query and self.int8_queries:
             # Alone, so that a query's vector does not depend on the queries beside it

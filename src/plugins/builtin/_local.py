@@ -23,7 +23,10 @@ def local_factory(
 
         settings = context.settings
         local = local_embedder(
-            model, threads=settings.embedding_threads, max_batch=settings.embedding_batch_size
+            model,
+            threads=settings.embedding_threads,
+            max_batch=settings.embedding_batch_size,
+            document_nice=settings.embedding_document_nice,
         )
         try:
             await asyncio.to_thread(local.load)
