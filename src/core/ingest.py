@@ -22,6 +22,7 @@ from memoryd.core.model import (
     Scalar,
     StoredMessage,
 )
+from memoryd.core.part_results import PartOutcome
 from memoryd.core.parts import part_label, part_text
 from memoryd.core.ports import (
     ChangeKind,
@@ -37,6 +38,7 @@ from memoryd.core.ports import (
     TokenCounter,
 )
 from memoryd.core.quota import check_quota
+from memoryd.core.reading import PartReader, UrlFetcher
 from memoryd.core.screening import screen_contexts, screen_drafts
 
 
@@ -46,6 +48,10 @@ class IngestRequest:
     messages: tuple[Message, ...]
     container_tags: tuple[str, ...] = ()
     metadata: Mapping[str, Scalar] = field(factory=dict)
+    #: The id a conversation this request creates gets (a document added without a
+    #: ``customId`` uses one id for both); None: a new random one. An existing
+    #: conversation keeps its id.
+    id: str | None = None
 
 
 @frozen
@@ -56,6 +62,8 @@ class IngestResult:
     messages_added: int
     memories_added: int
     memories_removed: int
+    #: What became of each image and file part of the new messages (read, skipped, ...).
+    parts: tuple[PartOutcome, ...] = ()
 
 
 def classify(
@@ -124,6 +132,9 @@ class IngestService:
     clock: Clock
     policy: MemoryPolicy = field(factory=MemoryPolicy)
     part_handlers: Sequence[PartHandler] = ()
+    #: Fetches the http(s) URLs of image and file parts (the fetch guard); None: fetching is
+    #: off (setting ``fetch_urls``), and such parts are refused, each saying so.
+    fetcher: UrlFetcher | None = None
     #: The plugins' ingest filters (contained), run on each draft before it is embedded.
     filters: Sequence[DraftFilter] = ()
     #: The most tokens one request may send to the embedder (setting ``max_embed_tokens``;
@@ -154,7 +165,7 @@ class IngestService:
         charge = await _maybe_off_loop(heavy, self._charge, caller, new_messages)
 
         conversation = Conversation(
-            id=existing.id if existing else uuid.uuid4().hex,
+            id=existing.id if existing else (request.id or uuid.uuid4().hex),
             tenant_id=caller.tenant_id,
             conversation_id=request.conversation_id,
             messages=messages,
@@ -181,9 +192,12 @@ class IngestService:
             )
         drafts: list[MemoryDraft] = []
         updates: list[tuple[int, str]] = []
+        outcomes: tuple[PartOutcome, ...] = ()
         if kind != "unchanged":
             # Earlier turns are the new memories' context (and they gain the new turns).
-            extra = await self._part_texts(messages, max(0, start - self.policy.context_before))
+            extra, outcomes = await PartReader(self.part_handlers, self.fetcher).texts(
+                messages, max(0, start - self.policy.context_before), report_from=start
+            )
             drafts, updates = await _maybe_off_loop(
                 heavy, self._drafts, messages, start, extra, kind == "appended"
             )
@@ -210,6 +224,7 @@ class IngestService:
             messages_added=len(new_messages),
             memories_added=len(added),
             memories_removed=len(removed),
+            parts=outcomes,
         )
 
     @staticmethod
@@ -274,9 +289,6 @@ class IngestService:
                         "requestTokensAtLeast": tokens,
                     },
                 )
-
-    async def _part_texts(self, messages: Sequence[StoredMessage], start: int) -> dict[int, str]:
-        return await part_texts(self.part_handlers, messages, start)
 
     async def _embed(
         self, conversation: Conversation, drafts: Sequence[MemoryDraft], now: datetime

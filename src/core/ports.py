@@ -24,6 +24,7 @@ from memoryd.core.model import (
     Thread,
     ThreadMessage,
 )
+from memoryd.core.part_results import PartText
 
 
 class Vector(Protocol):
@@ -306,6 +307,61 @@ class KeywordFirstIndex(Protocol):
         ...
 
 
+@runtime_checkable
+class MemoryStore(Protocol):
+    """An optional capability of a ``ConversationStore``: memories read and edited one by one.
+
+    Each write records its ``IndexChange`` in the outbox in the same
+    transaction, like ``commit``; the caller drains it.
+    """
+
+    async def list_memories(
+        self,
+        tenant_id: str,
+        *,
+        tags: Sequence[str] = (),
+        memory_id: str | None = None,
+        text: str | None = None,
+        limit: int = 100,
+    ) -> list[Memory]:
+        """The tenant's memories, newest said first (then newest stored first).
+
+        Only those carrying at least one of ``tags`` (empty: any), of id
+        ``memory_id`` and of exactly ``text``, where given; at most ``limit``.
+        """
+        ...
+
+    async def update_memory(
+        self,
+        item: IndexedMemory,
+        *,
+        charge: TokenCharge | None = None,
+    ) -> bool:
+        """Replace the stored memory of ``item.memory.id`` (text, vectors, metadata, times).
+
+        Its conversation, positions, tags and scope stay as stored. Charges the
+        key (``QuotaExceeded``: nothing written). False: the tenant has no such memory.
+        """
+        ...
+
+    async def forget_memories(self, tenant_id: str, memory_ids: Sequence[str]) -> tuple[str, ...]:
+        """Delete these memories and what threads quote of them; return the ids deleted."""
+        ...
+
+
+@runtime_checkable
+class ConversationsById(Protocol):
+    """An optional capability of a ``ConversationStore``: a conversation found by our id.
+
+    ``/v3/documents/{id}`` addresses a conversation by its ``Conversation.id``; a
+    store without this capability is scanned (``conversations_of``) instead.
+    """
+
+    async def conversation_by_id(self, tenant_id: str, id: str) -> Conversation | None:
+        """The tenant's conversation whose ``Conversation.id`` is ``id`` (any scope), or None."""
+        ...
+
+
 class KeyStore(Protocol):
     """API keys and tenants. Keys are looked up by digest, never stored in clear."""
 
@@ -501,8 +557,13 @@ class PartHandler(Protocol):
 
     def accepts(self, part: ContentPart) -> bool: ...
 
-    async def to_text(self, part: ContentPart) -> str | None:
-        """The text this part contributes, or None if it yields nothing."""
+    async def to_text(self, part: ContentPart) -> str | PartText | None:
+        """The text this part contributes, or None if it yields nothing.
+
+        A :class:`~memoryd.core.part_results.PartText` carries a note beside the
+        text (why there is none, what was left out) for the ingest response.
+        Never raise on a part it cannot read: return ``PartText.skipped(reason)``.
+        """
         ...
 
 

@@ -38,6 +38,7 @@ from memoryd.core.ports import (
     KeywordHit,
     PendingChange,
     RerankCandidate,
+    TokenCharge,
     Usage,
 )
 from memoryd.core.quota import check_quota
@@ -184,6 +185,10 @@ class InMemoryStore:
             return self.conversations[found[0]] if found else None
         return self.conversations.get((tenant_id, scope, conversation_id))
 
+    async def conversation_by_id(self, tenant_id: str, id: str) -> Conversation | None:
+        found = (c for c in self.conversations.values() if (c.tenant_id, c.id) == (tenant_id, id))
+        return next(found, None)
+
     async def memory_ids(
         self, tenant_id: str, conversation_id: str, *, scope: Scope = ()
     ) -> tuple[str, ...]:
@@ -243,6 +248,80 @@ class InMemoryStore:
         await self.forget_citations(tenant_id, removed)
         self._record(deletion(tenant_id, conversation_id, removed))
         return tuple(removed)
+
+    # MemoryStore: single memories
+    async def list_memories(
+        self,
+        tenant_id: str,
+        *,
+        tags: Sequence[str] = (),
+        memory_id: str | None = None,
+        text: str | None = None,
+        limit: int = 100,
+    ) -> list[Memory]:
+        found = [
+            (i, item.memory)
+            for i, item in enumerate(self.indexed.values())
+            if item.memory.tenant_id == tenant_id
+            and (not tags or bool(set(tags) & set(item.memory.container_tags)))
+            and (memory_id is None or item.memory.id == memory_id)
+            and (text is None or item.memory.text == text)
+        ]
+        found.sort(key=lambda im: (im[1].said_at, im[0]), reverse=True)
+        return [m for _, m in found[:limit]]
+
+    async def update_memory(
+        self, item: IndexedMemory, *, charge: TokenCharge | None = None
+    ) -> bool:
+        old = self.indexed.get(item.memory.id)
+        if old is None or old.memory.tenant_id != item.memory.tenant_id:
+            return False
+        if charge is not None:
+            self._charge(charge)
+        memory = attrs.evolve(
+            old.memory,
+            text=item.memory.text,
+            metadata=dict(item.memory.metadata),
+            updated_at=item.memory.updated_at,
+        )
+        self.indexed[memory.id] = attrs.evolve(old, memory=memory, vectors=item.vectors)
+        self._record(
+            IndexChange(
+                tenant_id=memory.tenant_id,
+                conversation_id=memory.conversation_id,
+                added=(self.indexed[memory.id],),
+                scope=memory.scope,
+            )
+        )
+        return True
+
+    async def forget_memories(self, tenant_id: str, memory_ids: Sequence[str]) -> tuple[str, ...]:
+        removed: list[str] = []
+        for mid in dict.fromkeys(memory_ids):
+            item = self.indexed.get(mid)
+            if item is None or item.memory.tenant_id != tenant_id:
+                continue
+            del self.indexed[mid]
+            where = (tenant_id, item.memory.scope, item.memory.conversation_id)
+            self.memories[where] = [m for m in self.memories.get(where, []) if m != mid]
+            removed.append(mid)
+            self._record(
+                IndexChange(
+                    tenant_id=tenant_id,
+                    conversation_id=item.memory.conversation_id,
+                    removed_memory_ids=(mid,),
+                    scope=item.memory.scope,
+                )
+            )
+        await self.forget_citations(tenant_id, removed)
+        return tuple(removed)
+
+    def _charge(self, charge: TokenCharge) -> None:
+        for digest, (_, key) in list(self.keys.items()):
+            if key.id == charge.key_id:
+                check_quota(used=key.used_tokens, quota=key.quota_tokens, tokens=charge.tokens)
+                used = key.used_tokens + charge.tokens
+                self.keys[digest] = (digest, attrs.evolve(key, used_tokens=used))
 
     async def check(self) -> None:
         if not self.available:

@@ -58,9 +58,12 @@ __all__ = [
     "brute_force",
     "random_filter",
     "random_memories",
+    "test_contract_conversation_by_id",
     "test_contract_conversations_of",
     "test_contract_deletes",
     "test_contract_filters_equal_brute_force",
+    "test_contract_memory_edits",
+    "test_contract_memory_forget",
     "test_contract_outbox_replay",
     "test_contract_quota_is_atomic",
     "test_contract_tenancy",
@@ -519,3 +522,13 @@ async def test_contract_conversations_of(open_backend: OpenBackend) -> None:
         assert [m.position for m in got.messages] == [0, 1]
         assert (got.id, got.container_tags, dict(got.metadata)) == (plain.id, ("red",), {"n": 1})
         assert [c.conversation_id async for c in backend.conversations.conversations_of("x")] == []
+
+
+# The ConversationsById part (its own module; it reads this one's helpers).
+from memoryd.testing.contract_documents import test_contract_conversation_by_id  # noqa: E402
+
+# The MemoryStore part (its own module; it reads this one's helpers).
+from memoryd.testing.contract_memories import (  # noqa: E402
+    test_contract_memory_edits,
+    test_contract_memory_forget,
+)

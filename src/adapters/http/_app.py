@@ -7,7 +7,14 @@ from typing import Any
 
 from aiohttp import web, web_app
 
-from memoryd.adapters.http import openapi, routes_chat, routes_health, routes_memory
+from memoryd.adapters.http import (
+    openapi,
+    routes_chat,
+    routes_documents,
+    routes_health,
+    routes_memories,
+    routes_memory,
+)
 from memoryd.adapters.http._auth import auth_middleware
 from memoryd.adapters.http._errors import error_middleware
 from memoryd.adapters.http._keys import CONFIG, SERVICES, HttpConfig, Services
@@ -39,10 +46,18 @@ def build_app(
     install(app, metrics, config.metrics)
     app[SERVICES] = services
     app[CONFIG] = config
-    app[openapi.OPENAPI_PATHS] = {**openapi.PATHS, **routes_chat.PATHS, **(extra_paths or {})}
+    app[openapi.OPENAPI_PATHS] = {
+        **openapi.PATHS,
+        **routes_chat.PATHS,
+        **routes_memories.PATHS,
+        **routes_documents.PATHS,
+        **(extra_paths or {}),
+    }
     app[openapi.OPENAPI_SCHEMAS] = {
         **openapi.SCHEMAS,
         **routes_chat.SCHEMAS,
+        **routes_memories.SCHEMAS,
+        **routes_documents.SCHEMAS,
         **(extra_schemas or {}),
     }
     app.router.add_get("/metrics", metrics_view)
@@ -50,6 +65,8 @@ def build_app(
     app.add_routes(openapi.routes)
     app.add_routes(routes_memory.routes)
     app.add_routes(routes_chat.routes)
+    app.add_routes(routes_memories.routes)
+    app.add_routes(routes_documents.routes)
     for table in extra_routes:
         app.add_routes(table)
     app.on_cleanup.append(_forget_middleware_chains)

@@ -39,6 +39,8 @@ class HttpConfig:
     metrics: Literal["open", "key", "off"] = "open"
     #: The storage backend's name (the metrics' ``backend`` label).
     storage: str = "sqlite"
+    #: POST /v4/profile: the chat model condenses the sections (setting ``profile_llm``).
+    profile_llm: bool = False
 
 
 @frozen

@@ -21,6 +21,7 @@ from memoryd.adapters.http._converter import expect, hook, make_converter, parse
 from memoryd.adapters.http._filters_schema import Filters
 from memoryd.adapters.http._filters_schema import filters as _filters
 from memoryd.adapters.http._filters_schema import scalar as _scalar
+from memoryd.adapters.http._search_options import IncludeIn, SearchMode
 from memoryd.core.ingest import IngestRequest
 from memoryd.core.model import ContentPart, Message, Scalar
 from memoryd.core.retrieval import SearchRequest
@@ -346,6 +347,9 @@ def _part_to_core(p: PartIn) -> ContentPart:
             mime_type=p.mimeType,
             filename=p.file.filename or p.filename,
         )
+    if p.data is not None and p.data[:8].lower().startswith(("http://", "https://")):
+        # The chat spec's file ``data`` may be a URL: fetched only if fetch_urls is on.
+        return ContentPart(type="file", url=p.data, mime_type=p.mimeType, filename=p.filename)
     return ContentPart(type="file", data=p.data, mime_type=p.mimeType, filename=p.filename)
 
 
@@ -414,6 +418,12 @@ class SearchIn:
     before: datetime | None = None
     #: Run the configured rerankers (the ``rerankers`` setting) over the candidates.
     rerank: bool = False
+    #: How the results are written, and what they carry (``_search_options``).
+    searchMode: SearchMode = "memories"
+    include: IncludeIn = field(factory=IncludeIn)
+    #: Honoured as no-ops (docs/api.md): no query rewriting, no aggregated memories.
+    rewriteQuery: bool = False
+    aggregate: bool = False
 
 
 def search_to_core(body: SearchIn) -> SearchRequest:

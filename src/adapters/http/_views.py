@@ -8,10 +8,11 @@ from memoryd.adapters.http._converter import iso
 from memoryd.core.ingest import IngestResult
 from memoryd.core.memories import memory_text
 from memoryd.core.model import ContentPart, Conversation, ScoredMemory, StoredMessage
+from memoryd.core.part_results import PartOutcome
 
 
 def ingest_result(result: IngestResult) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "id": result.id,
         "conversationId": result.conversation_id,
         "status": "done",
@@ -20,6 +21,28 @@ def ingest_result(result: IngestResult) -> dict[str, Any]:
         "memoriesAdded": result.memories_added,
         "memoriesRemoved": result.memories_removed,
     }
+    if result.parts:  # an extension: only when the new messages hold image or file parts
+        out["parts"] = [part_outcome(p) for p in result.parts]
+    return out
+
+
+def part_outcome(outcome: PartOutcome) -> dict[str, Any]:
+    """What became of one image or file part (``parts`` of the ingest response)."""
+    out: dict[str, Any] = {
+        "message": outcome.message,
+        "part": outcome.part,
+        "type": outcome.type,
+        "status": outcome.status,
+    }
+    optional = (
+        ("filename", outcome.filename),
+        ("plugin", outcome.plugin),
+        ("reason", outcome.reason),
+    )
+    out.update((key, value) for key, value in optional if value is not None)
+    if outcome.status == "read":
+        out["characters"] = outcome.characters
+    return out
 
 
 def part(p: ContentPart) -> dict[str, Any]:

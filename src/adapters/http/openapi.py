@@ -158,7 +158,17 @@ _FILTER_CONDITION = {
 }
 
 
-def _nested(op: str) -> dict[str, Any]:
+def _expression(level: int) -> str:
+    """The name of the schema of an expression of at most ``level`` levels (the top: 8)."""
+    return "FilterExpression" if level == fs.MAX_FILTER_DEPTH else f"FilterExpression{level}"
+
+
+def _nested(op: str, level: int = fs.MAX_FILTER_DEPTH) -> dict[str, Any]:
+    # One schema per level, so that the schema itself bounds the depth (a recursive one
+    # would call a too-deep filter valid).
+    inner = [_ref("FilterCondition")]
+    if level > 1:
+        inner.append(_ref(_expression(level - 1)))
     return {
         "type": "object",
         "required": [op],
@@ -167,7 +177,7 @@ def _nested(op: str) -> dict[str, Any]:
             op: {
                 "type": "array",
                 "maxItems": fs.MAX_FILTER_CONDITIONS,
-                "items": {"anyOf": [_ref("FilterCondition"), _ref("FilterExpression")]},
+                "items": {"anyOf": inner},
             }
         },
     }
@@ -239,6 +249,10 @@ SCHEMAS: dict[str, Any] = {
         ),
         "oneOf": [_nested("AND"), _nested("OR")],
     },
+    **{
+        _expression(level): {"oneOf": [_nested("AND", level), _nested("OR", level)]}
+        for level in range(1, fs.MAX_FILTER_DEPTH)
+    },
     "Error": {
         "type": "object",
         "required": ["error"],
@@ -302,6 +316,27 @@ SCHEMAS: dict[str, Any] = {
             "messagesAdded": {"type": "integer"},
             "memoriesAdded": {"type": "integer"},
             "memoriesRemoved": {"type": "integer"},
+            "parts": {
+                "description": (
+                    "memoryd's extension, present when the new messages hold image or file "
+                    "parts: what became of each (read, or why not: which limit or setting)"
+                ),
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["message", "part", "type", "status"],
+                    "properties": {
+                        "message": {"type": "integer", "description": "index in messages"},
+                        "part": {"type": "integer", "description": "index in its content"},
+                        "type": {"type": "string"},
+                        "status": {"enum": ["read", "skipped", "failed", "unsupported", "refused"]},
+                        "filename": {"type": "string"},
+                        "plugin": {"type": "string"},
+                        "reason": {"type": "string"},
+                        "characters": {"type": "integer"},
+                    },
+                },
+            },
         },
     },
     "Conversation": {
@@ -351,6 +386,30 @@ SCHEMAS: dict[str, Any] = {
                     "candidates above the threshold, before they are cut to `limit`."
                 ),
             },
+            "searchMode": {
+                "enum": ["memories", "hybrid", "documents"],
+                "default": "memories",
+                "description": (
+                    "memories and hybrid return memory results (every chunk is a memory); "
+                    "documents returns the same hits as chunk results (chunk, documentId)."
+                ),
+            },
+            "include": {
+                "type": "object",
+                "properties": {
+                    name: {"type": "boolean", "default": False}
+                    for name in (
+                        "documents",
+                        "summaries",
+                        "relatedMemories",
+                        "forgottenMemories",
+                        "chunks",
+                    )
+                },
+                "description": "What each result carries besides the memory (docs/api.md).",
+            },
+            "rewriteQuery": {"type": "boolean", "description": "Accepted; a no-op."},
+            "aggregate": {"type": "boolean", "description": "Accepted; a no-op."},
         },
         **NOT_BOTH_TAG_SPELLINGS,
     },
@@ -368,6 +427,11 @@ SCHEMAS: dict[str, Any] = {
             "timestamp": TIME,
             "createdAt": TIME,
             "updatedAt": TIME,
+            "chunk": {"type": "string", "description": "searchMode documents: the text"},
+            "documentId": nullable({"type": "string"}),
+            "chunks": {"type": "array", "items": {"type": "object"}},
+            "documents": {"type": "array", "items": {"type": "object"}},
+            "context": {"type": "object"},
         },
     },
 }
@@ -452,6 +516,11 @@ PATHS: dict[str, Any] = {
                             "properties": {
                                 "results": {"type": "array", "items": _ref("SearchResult")},
                                 "total": {"type": "integer"},
+                                "reranked": {
+                                    "type": "boolean",
+                                    "description": "Whether rerankers ran (rerank and the "
+                                    "rerankers setting)",
+                                },
                                 "timing": {"type": "number", "description": "milliseconds"},
                             },
                         }

@@ -17,6 +17,7 @@ from memoryd.adapters.http._schema import (
     conversation_to_core,
     search_to_core,
 )
+from memoryd.adapters.http._search_options import search_results
 
 routes = web.RouteTableDef()
 
@@ -49,11 +50,21 @@ async def delete_conversation(request: web.Request) -> web.Response:
 async def search(request: web.Request) -> web.Response:
     started = time.perf_counter()
     body = structure(CONVERTER, await read_json(request), SearchIn)
-    results = await services(request).search.search(caller(request), search_to_core(body))
+    found = services(request)
+    results = await found.search.search(caller(request), search_to_core(body))
+    written = await search_results(
+        results,
+        mode=body.searchMode,
+        include=body.include,
+        caller=caller(request),
+        store=found.store,
+        index=found.search.index,
+    )
     return web.json_response(
         {
-            "results": [_views.search_result(r) for r in results],
+            "results": written,
             "total": len(results),
+            "reranked": body.rerank and bool(found.search.rerankers),
             "timing": round((time.perf_counter() - started) * 1000, 3),
         }
     )

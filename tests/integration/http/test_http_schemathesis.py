@@ -40,7 +40,12 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 )
 
 from memoryd import bootstrap  # noqa: E402
-from memoryd.adapters.http import openapi, routes_chat  # noqa: E402
+from memoryd.adapters.http import (  # noqa: E402
+    openapi,
+    routes_chat,
+    routes_documents,
+    routes_memories,
+)
 from memoryd.core.auth import digest, new_key  # noqa: E402
 from memoryd.core.errors import InvalidPrompt  # noqa: E402
 from tests.helpers import make_settings, serve_on_loopback  # noqa: E402
@@ -130,7 +135,12 @@ def cases() -> list[tuple[str, str, str]]:
     """(mode, method, path) for every documented operation, from the tables /openapi.json
     is built from; negative data only where there is an input to break."""
     found = []
-    for path, ops in {**openapi.PATHS, **routes_chat.PATHS}.items():
+    for path, ops in {
+        **openapi.PATHS,
+        **routes_chat.PATHS,
+        **routes_documents.PATHS,
+        **routes_memories.PATHS,
+    }.items():
         for method, op in ops.items():
             found.append(("positive", method.upper(), path))
             if "requestBody" in op or op.get("parameters"):

@@ -123,7 +123,8 @@ def record_from_doc(
             positions=tuple(doc["positions"]),
             said_at=from_micros(doc["said_at_us"]),
             container_tags=tuple(tags),
-            metadata=dict(metadata),
+            # A memory updated on its own (PATCH /v4/memories) keeps its metadata in its record.
+            metadata=dict(doc.get("metadata", metadata)),
             created_at=from_text(doc["created_at"]),
             updated_at=from_text(doc["updated_at"]),
             scope=tuple(scope),

@@ -24,13 +24,20 @@ from typing import Any
 
 from attrs import define, field
 
+from memoryd.adapters.storage.elasticsearch import _memory_edits as edits
 from memoryd.adapters.storage.elasticsearch import _state as states
 from memoryd.adapters.storage.elasticsearch._cluster import DELETE, Cluster, Doc, doc_id
 from memoryd.adapters.storage.elasticsearch._codec import to_text
 from memoryd.adapters.storage.elasticsearch._keys import EsKeyStore
 from memoryd.adapters.storage.elasticsearch._threads import EsThreadStore
-from memoryd.core.model import Conversation, Scope
-from memoryd.core.ports import ConversationChange, IndexChange, PendingChange
+from memoryd.core.model import Conversation, Memory, Scope
+from memoryd.core.ports import (
+    ConversationChange,
+    IndexChange,
+    IndexedMemory,
+    PendingChange,
+    TokenCharge,
+)
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +171,32 @@ class EsConversationStore:
             return None
         await self.threads.forget_citations(tenant_id, ids)
         return tuple(ids)
+
+    # Single memories (``MemoryStore``): see ``_memory_edits``.
+
+    async def list_memories(
+        self,
+        tenant_id: str,
+        *,
+        tags: Sequence[str] = (),
+        memory_id: str | None = None,
+        text: str | None = None,
+        limit: int = 100,
+    ) -> list[Memory]:
+        """The tenant's memories with one of ``tags``, of that id or text, newest said first."""
+        return await edits.list_memories(
+            self, tenant_id, tags=tags, memory_id=memory_id, text=text, limit=limit
+        )
+
+    async def update_memory(
+        self, item: IndexedMemory, *, charge: TokenCharge | None = None
+    ) -> bool:
+        """Replace the memory's text, vectors and metadata in its document, with its entry."""
+        return await edits.update_memory(self, item, charge=charge, dimension=self.dimension)
+
+    async def forget_memories(self, tenant_id: str, memory_ids: Sequence[str]) -> tuple[str, ...]:
+        """Delete the memories from their documents (with entries) and the threads' quotes."""
+        return await edits.forget_memories(self, tenant_id, memory_ids)
 
     async def memory_ids_in(
         self, tenant_id: str, conversation_id: str, scope: Scope | None

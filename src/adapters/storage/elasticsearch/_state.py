@@ -128,6 +128,7 @@ def commit(state: Doc | None, change: ConversationChange, seq: int, dimension: i
     memories = [m for m in memories if m["id"] not in gone]
     contexts = dict(change.context_updates)
     for m in memories:
+        m.pop("metadata", None)  # a write of the conversation gives every memory its metadata
         if len(m["positions"]) == 1 and m["positions"][0] in contexts:
             m["context"] = contexts[m["positions"][0]]
     memories += [codec.record_doc(item, dimension) for item in change.added]

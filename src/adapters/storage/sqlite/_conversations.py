@@ -10,12 +10,13 @@ from typing import Any, TypeVar
 from attrs import define
 
 from memoryd.adapters.storage.sqlite import _codec as codec
+from memoryd.adapters.storage.sqlite import _memory_edits as edits
 from memoryd.adapters.storage.sqlite import _outbox as outbox
 from memoryd.adapters.storage.sqlite._citations import forget_cited
 from memoryd.adapters.storage.sqlite._codec import chunks, marks, scope_from_text, scope_text
 from memoryd.adapters.storage.sqlite._db import Database, transaction
 from memoryd.core.indexer import deletion, index_change
-from memoryd.core.model import Conversation, Scope
+from memoryd.core.model import Conversation, Memory, Scope
 from memoryd.core.ports import (
     ConversationChange,
     IndexChange,
@@ -82,6 +83,23 @@ class SqliteConversationStore:
             )
 
         return await self.db.read(run)
+
+    async def conversation_by_id(self, tenant_id: str, id: str) -> Conversation | None:
+        """The tenant's conversation of our id ``id`` (``ConversationsById``), or None."""
+
+        def run(conn: sqlite3.Connection) -> tuple[str, str] | None:
+            with transaction(conn, write=False):
+                row = conn.execute(
+                    "SELECT conversation_id, scope FROM conversations"
+                    " WHERE id = ? AND tenant_id = ?",
+                    (id, tenant_id),
+                ).fetchone()
+            return None if row is None else (row[0], row[1])
+
+        found = await self.db.read(run)
+        if found is None:
+            return None
+        return await self.get_conversation(tenant_id, found[0], scope=scope_from_text(found[1]))
 
     async def memory_ids(
         self, tenant_id: str, conversation_id: str, *, scope: Scope = ()
@@ -159,6 +177,44 @@ class SqliteConversationStore:
             return tuple(ids)
 
         return await self.db.write(run)
+
+    # Single memories (``MemoryStore``): see ``_memory_edits``.
+
+    async def list_memories(
+        self,
+        tenant_id: str,
+        *,
+        tags: Sequence[str] = (),
+        memory_id: str | None = None,
+        text: str | None = None,
+        limit: int = 100,
+    ) -> list[Memory]:
+        """The tenant's memories with one of ``tags``, of that id or text, newest said first."""
+        return await self.db.read(
+            partial(
+                edits.list_memories,
+                tenant_id=tenant_id,
+                tags=tuple(tags),
+                memory_id=memory_id,
+                text=text,
+                limit=limit,
+            )
+        )
+
+    async def update_memory(
+        self, item: IndexedMemory, *, charge: TokenCharge | None = None
+    ) -> bool:
+        """Replace the memory's text, vectors and metadata, with its outbox entry."""
+        return await self.db.write(
+            partial(edits.update_memory, item=item, charge=charge, dimension=self.dimension)
+        )
+
+    async def forget_memories(self, tenant_id: str, memory_ids: Sequence[str]) -> tuple[str, ...]:
+        """Delete the memories and what threads quote of them, with their outbox entries."""
+        ids = list(memory_ids)
+        return await self.db.write(
+            partial(edits.forget_memories, tenant_id=tenant_id, memory_ids=ids)
+        )
 
     async def check(self) -> None:
         """Raise ``StoreUnavailable`` unless the file can be read and written."""
