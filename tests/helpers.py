@@ -25,6 +25,22 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     return load_settings(flags=flags, env={})
 
 
+async def run_process(*command: str, cwd: Path, seconds: float) -> tuple[int, str, str]:
+    """Run ``command`` in ``cwd``: its exit code, stdout and stderr (killed after ``seconds``)."""
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with asyncio.timeout(seconds):
+            out, err = await process.communicate()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 

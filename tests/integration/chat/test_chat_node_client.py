@@ -8,7 +8,6 @@ against the real parsers.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import run_process
 from tests.integration.chat.chat_helpers import Client, remember
 
 NODE_DIR = Path(__file__).resolve().parents[2] / "node"
@@ -23,24 +23,6 @@ SCRIPT = NODE_DIR / "read-chat.mjs"
 FACT = "We are going to Lisbon in May, café included!"
 QUESTION = "Where are we going in May?"
 ANSWER = f'Here is what I remember:\n- On 2 March 2024, Alice said: "{FACT}"'
-
-
-async def run(*command: str, cwd: Path, seconds: float) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(seconds):
-            out, err = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +40,16 @@ async def node_modules(node: str) -> Path:
     if not (installed / "ai").is_dir() or not (installed / "@ai-sdk" / "ui-utils").is_dir():
         npm = shutil.which("npm")
         assert npm is not None
-        code, out, err = await run(npm, "ci", "--no-audit", "--no-fund", cwd=NODE_DIR, seconds=300)
+        code, out, err = await run_process(
+            npm, "ci", "--no-audit", "--no-fund", cwd=NODE_DIR, seconds=300
+        )
         assert code == 0, f"npm ci failed:\n{out}\n{err}"
     return installed
 
 
 async def read_with_ai_sdk(node: str, client: Client, key: str, protocol: str) -> Any:
     base = str(client.make_url("")).rstrip("/")
-    code, out, err = await run(
+    code, out, err = await run_process(
         node, str(SCRIPT), base, key, protocol, QUESTION, cwd=NODE_DIR, seconds=60
     )
     assert code == 0, err

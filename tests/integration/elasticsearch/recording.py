@@ -20,12 +20,23 @@ def _ok(_: dict[str, Any]) -> Any:
     return {"acknowledged": True}
 
 
+def _msearch_answer(body: dict[str, Any]) -> dict[str, Any]:
+    """No hits; one memory in scope holding every counted word (so all are searched)."""
+    answer: dict[str, Any] = {
+        "status": 200,
+        "hits": {"hits": [], "total": {"value": 1, "relation": "eq"}},
+    }
+    words = body.get("aggs", {}).get("words", {}).get("filters", {}).get("filters", {})
+    if words:
+        buckets = {name: {"doc_count": 1} for name in words}
+        answer["aggregations"] = {"words": {"buckets": buckets}}
+    return answer
+
+
 #: What each API answers when nothing else is set: enough for the adapter to go on.
 DEFAULTS: dict[str, Answer] = {
     "info": lambda _: {"version": {"number": "8.15.3"}},
-    "msearch": lambda kw: {
-        "responses": [{"status": 200, "hits": {"hits": []}} for _ in kw["searches"][::2]]
-    },
+    "msearch": lambda kw: {"responses": [_msearch_answer(body) for body in kw["searches"][1::2]]},
     "search": lambda _: {"hits": {"hits": []}, "aggregations": {"tenants": {"buckets": []}}},
     "bulk": lambda kw: {"errors": False, "items": []},
     "delete_by_query": lambda _: {"total": 0, "deleted": 0, "failures": []},

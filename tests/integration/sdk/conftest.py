@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import supermemory
 from aiohttp.test_utils import TestClient
 
-from tests.helpers import auth
+from tests.helpers import auth, run_process
 
 Client = TestClient[Any, Any]
 Ingest = Callable[..., Awaitable[None]]
@@ -51,3 +53,20 @@ def ingest(client: Client) -> Ingest:
         assert response.status == 200, await response.text()
 
     return send
+
+
+NODE_DIR = Path(__file__).resolve().parents[2] / "node-sdk"
+
+
+@pytest.fixture
+async def node() -> str:
+    found = shutil.which("node")
+    npm = shutil.which("npm")
+    if found is None or npm is None:
+        pytest.fail("Node.js 20+ and npm are needed for the TypeScript SDK tests (tests/node-sdk)")
+    if not (NODE_DIR / "node_modules" / "supermemory").is_dir():
+        code, out, err = await run_process(
+            npm, "ci", "--no-audit", "--no-fund", cwd=NODE_DIR, seconds=300
+        )
+        assert code == 0, f"npm ci failed:\n{out}\n{err}"
+    return found

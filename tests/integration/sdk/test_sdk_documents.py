@@ -7,7 +7,6 @@ is used exactly as an app uses it (``client.add``, ``client.documents.*``,
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -15,32 +14,14 @@ import supermemory
 from aiohttp.test_utils import TestClient
 
 from tests.helpers import MakeKey, auth
+from tests.integration.sdk.conftest import MakeSdk
 
 Client = TestClient[Any, Any]
-SdkFactory = Callable[[str], supermemory.AsyncSupermemory]
 
 
 @pytest.fixture
-async def connect(client: Client) -> AsyncIterator[SdkFactory]:
-    """``connect(key)``: the SDK pointed at the app, closed after the test."""
-    opened: list[supermemory.AsyncSupermemory] = []
-
-    def make(key: str) -> supermemory.AsyncSupermemory:
-        http = supermemory.DefaultAsyncHttpxClient(trust_env=False)  # loopback, never a proxy
-        sdk = supermemory.AsyncSupermemory(
-            api_key=key, base_url=str(client.make_url("")), max_retries=0, http_client=http
-        )
-        opened.append(sdk)
-        return sdk
-
-    yield make
-    for sdk in opened:
-        await sdk.close()
-
-
-@pytest.fixture
-async def sdk(connect: SdkFactory, make_key: MakeKey) -> supermemory.AsyncSupermemory:
-    return connect(await make_key("acme"))
+async def sdk(make_sdk: MakeSdk, make_key: MakeKey) -> supermemory.AsyncSupermemory:
+    return make_sdk(await make_key("acme"))
 
 
 async def test_add_then_search_finds_it_and_ids_round_trip(
@@ -283,10 +264,10 @@ async def test_upload_file_goes_through_a_part_handler(sdk: supermemory.AsyncSup
     assert raised.value.body["details"][0]["path"] == "metadata"  # type: ignore[index]
 
 
-async def test_tags_isolate_documents_between_keys(connect: SdkFactory, make_key: MakeKey) -> None:
-    alice = connect(await make_key("acme", tags=("alice",)))
-    bob = connect(await make_key("acme", tags=("bob",)))
-    other_tenant = connect(await make_key("globex"))
+async def test_tags_isolate_documents_between_keys(make_sdk: MakeSdk, make_key: MakeKey) -> None:
+    alice = make_sdk(await make_key("acme", tags=("alice",)))
+    bob = make_sdk(await make_key("acme", tags=("bob",)))
+    other_tenant = make_sdk(await make_key("globex"))
     mine = await alice.documents.add(content="Alice's locker code is 4512.")
     assert (await alice.documents.get(mine.id)).container_tags == ["alice"]
     for stranger in (bob, other_tenant):
@@ -377,9 +358,9 @@ async def test_processing_lists_none_and_bad_requests_name_their_field(
 
 
 async def test_quota_document_date_and_batch_paths(
-    connect: SdkFactory, make_key: MakeKey, client: Client
+    make_sdk: MakeSdk, make_key: MakeKey, client: Client
 ) -> None:
-    small = connect(await make_key("acme", quota=12))
+    small = make_sdk(await make_key("acme", quota=12))
     first = await small.documents.add(content="Short note.", custom_id="q")
     again = await small.documents.add(content="Short note.", custom_id="q")  # no-op: free
     assert again.id == first.id
@@ -388,7 +369,7 @@ async def test_quota_document_date_and_batch_paths(
     assert raised.value.status_code == 402
     assert [m.id for m in (await small.documents.list()).memories] == [first.id]
 
-    sdk = connect(await make_key("acme2"))
+    sdk = make_sdk(await make_key("acme2"))
     dated = await sdk.documents.add(
         content="We signed the lease.", document_date="2021-03-04", container_tag="home"
     )

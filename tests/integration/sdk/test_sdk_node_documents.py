@@ -7,47 +7,16 @@ fails: the SDK's own code is the contract.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
-from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.helpers import MakeKey
+from tests.helpers import MakeKey, run_process
+from tests.integration.sdk.conftest import NODE_DIR
 
 Client = TestClient[Any, Any]
-NODE_DIR = Path(__file__).resolve().parents[2] / "node-sdk"
 SCRIPT = NODE_DIR / "documents.mjs"
-
-
-async def run(*command: str, cwd: Path, seconds: float) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        *command, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        async with asyncio.timeout(seconds):
-            out, err = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
-@pytest.fixture
-async def node() -> str:
-    found = shutil.which("node")
-    npm = shutil.which("npm")
-    if found is None or npm is None:
-        pytest.fail("Node.js 20+ and npm are needed for the TypeScript SDK tests (tests/node-sdk)")
-    if not (NODE_DIR / "node_modules" / "supermemory").is_dir():
-        code, out, err = await run(npm, "ci", "--no-audit", "--no-fund", cwd=NODE_DIR, seconds=300)
-        assert code == 0, f"npm ci failed:\n{out}\n{err}"
-    return found
 
 
 async def test_the_typescript_sdk_adds_gets_lists_searches_and_deletes(
@@ -55,7 +24,7 @@ async def test_the_typescript_sdk_adds_gets_lists_searches_and_deletes(
 ) -> None:
     key = await make_key("acme")
     base = str(client.make_url("")).rstrip("/")
-    code, out, err = await run(node, str(SCRIPT), base, key, cwd=NODE_DIR, seconds=120)
+    code, out, err = await run_process(node, str(SCRIPT), base, key, cwd=NODE_DIR, seconds=120)
     assert code == 0, err
     answer = json.loads(out)
 

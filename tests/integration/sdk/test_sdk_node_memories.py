@@ -10,12 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.helpers import MakeKey
-from tests.integration.sdk.conftest import Client, Ingest
-from tests.integration.sdk.test_sdk_node_documents import NODE_DIR, node, run
+from tests.helpers import MakeKey, run_process
+from tests.integration.sdk.conftest import NODE_DIR, Client, Ingest
 from tests.integration.sdk.test_sdk_profile import TURNS
-
-__all__ = ["node"]  # the fixture, used by name
 
 DOG = "I adopted a golden retriever puppy and named him Biscuit."
 BUDGET = "The quarterly budget meeting moved to Thursday afternoon."
@@ -23,7 +20,9 @@ BUDGET = "The quarterly budget meeting moved to Thursday afternoon."
 
 async def script(node: str, client: Client, key: str, name: str) -> Any:
     base = str(client.make_url("")).rstrip("/")
-    code, out, err = await run(node, str(NODE_DIR / name), base, key, cwd=NODE_DIR, seconds=120)
+    code, out, err = await run_process(
+        node, str(NODE_DIR / name), base, key, cwd=NODE_DIR, seconds=120
+    )
     assert code == 0, err
     return json.loads(out)
 

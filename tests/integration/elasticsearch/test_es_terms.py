@@ -1,0 +1,95 @@
+"""The keyword side searches the words the embedded store would (``_terms``).
+
+Both backends hold the same memories; each query's keyword hits must be the
+same set: stopwords of the embedded store's list ("did", "when") and, in a
+scope of 100 memories or more, words in more than half of it (a speaker's
+name) are not searched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memoryd.adapters.storage.elasticsearch import ElasticsearchConfig, open_elasticsearch
+from memoryd.adapters.storage.elasticsearch._terms import TermPlanner
+from memoryd.adapters.storage.sqlite import open_sqlite
+from memoryd.core.filters import MemoryFilter
+from memoryd.core.indexer import Indexer
+from memoryd.core.ports import IndexQuery
+from memoryd.testing.contract import DIMENSION, _change, _conversation, _stored, indexed, unit
+
+pytestmark = pytest.mark.slow
+
+WORDS = ("kite", "dunes", "pottery", "sunrise", "violin", "garden")
+
+
+def _texts(n: int) -> list[str]:
+    """``n`` turns, every one naming Caroline, each holding one of a few topic words."""
+    return [f"Caroline: I did love the {WORDS[i % len(WORDS)]} number {i}" for i in range(n)]
+
+
+async def _fill(backend: object, texts: list[str], tag: str) -> None:
+    rng = np.random.default_rng(5)
+    messages = _stored(texts)
+    conv = _conversation("acme", tag, messages, tags=(tag,))
+    added = [
+        indexed("acme", tag, f"{tag}-{i}", t, unit(rng), tags=(tag,), position=i)
+        for i, t in enumerate(texts)
+    ]
+    await backend.conversations.commit(_change("created", conv, messages, added))  # type: ignore[attr-defined]
+    await Indexer(backend.conversations, backend.index).drain("acme", tag)  # type: ignore[attr-defined]
+
+
+async def _keyword_ids(backend: object, text: str, tag: str) -> set[str]:
+    q = IndexQuery(
+        filter=MemoryFilter(tenant_id="acme", container_tags=(tag,)),
+        vector=np.ones(DIMENSION, np.float32) / np.sqrt(DIMENSION),
+        text=text,
+        k=200,
+    )
+    found = await backend.index.search(q)  # type: ignore[attr-defined]
+    return {c.memory_id for c in found if c.keyword_rank is not None}
+
+
+@pytest.mark.parametrize(("size", "common_dropped"), [(120, True), (30, False)])
+async def test_both_backends_search_the_same_words(
+    local_cluster: object, es_config: ElasticsearchConfig, tmp_path: Path, size: int,
+    common_dropped: bool,
+) -> None:  # fmt: skip
+    texts = _texts(size)
+    sqlite = await open_sqlite(tmp_path / "m.sqlite3", model_name="m", dimension=DIMENSION)
+    es = await open_elasticsearch(es_config, dimension=DIMENSION, model_name="m")
+    try:
+        # Another scope of the same tenant: index-wide statistics that do not say "common".
+        for backend in (sqlite, es):
+            await _fill(backend, texts, "c1")
+            await _fill(backend, [f"Melanie: the {w} again" for w in WORDS] * 40, "c2")
+        for query in ("When did Caroline fly a kite?", "caroline", "did when", "violin garden"):
+            want = await _keyword_ids(sqlite, query, "c1")
+            got = await _keyword_ids(es, query, "c1")
+            assert got == want, query
+            # The second time, from the cached counts in one round trip: the same.
+            assert await _keyword_ids(es, query, "c1") == want, query
+        kite = await _keyword_ids(es, "When did Caroline fly a kite?", "c1")
+        if common_dropped:  # "caroline" is in every memory of the scope: not searched
+            assert kite == {f"c1-{i}" for i in range(size) if i % len(WORDS) == 0}
+            assert await _keyword_ids(es, "caroline", "c1") == set()
+        else:  # a small scope searches every word
+            assert len(kite) == size
+    finally:
+        await es.close()
+        await sqlite.close()
+
+
+def test_the_planner_keeps_counts_until_the_scope_moves_by_a_quarter() -> None:
+    planner = TermPlanner()
+    assert planner.known("s", ["a", "b"]) == (None, ["a", "b"])
+    planner.learn("s", 200, {"a": 150, "b": 3})
+    assert planner.known("s", ["a", "b", "c"]) == (200, ["c"])
+    assert planner.choose("s", ["a", "b"], 200) == ["b"]  # "a" is in more than half
+    assert planner.choose("s", ["a", "b"], 99) == ["a", "b"]  # too small to judge
+    planner.learn("s", 260, {})  # grew by more than a quarter: counted again
+    assert planner.known("s", ["a", "b"]) == (260, ["a", "b"])
