@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import io
-import struct
-import zipfile
-import zlib
 from typing import Any
+
+from memoryd.testing.samples import b64, data_uri, zip_bomb
+from memoryd.testing.samples import png_header as png_header_only
+
+__all__ = ["b64", "data_uri", "png_header_only", "zip_bomb"]  # re-exported for the tests
 
 
 def pdf(pages: list[str]) -> bytes:
@@ -58,18 +59,6 @@ def docx(paragraph: str, table: list[list[str]]) -> bytes:
     return out.getvalue()
 
 
-def zip_bomb(unpacked_mib: int = 120) -> bytes:
-    """A DOCX-shaped zip whose one member unpacks to ``unpacked_mib`` MiB of zeros."""
-    out = io.BytesIO()
-    chunk = bytes(1024 * 1024)
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("[Content_Types].xml", "<Types/>")
-        with archive.open("word/document.xml", "w", force_zip64=True) as member:
-            for _ in range(unpacked_mib):
-                member.write(chunk)
-    return out.getvalue()
-
-
 def png_with_text(text: str) -> bytes:
     from PIL import Image, ImageDraw, ImageFont
 
@@ -78,29 +67,6 @@ def png_with_text(text: str) -> bytes:
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG that claims ``width`` x ``height`` pixels (a decompression bomb's header)."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 1024)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-    )
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def data_uri(mime: str, data: bytes) -> str:
-    return f"data:{mime};base64,{b64(data)}"
 
 
 def openai_file(data: bytes, filename: str, *, as_uri: str | None = None) -> dict[str, Any]:

@@ -80,7 +80,7 @@ async def test_junk_that_says_it_is_a_pdf(serve: Serve, caplog: pytest.LogCaptur
 
 async def test_a_zip_bomb_docx(serve: Serve, caplog: pytest.LogCaptureFixture) -> None:
     served = await serve()
-    bomb = samples.zip_bomb()
+    bomb = samples.zip_bomb(120)
     assert len(bomb) < 1024 * 1024
     outcome = await remember_while_healthy(served, samples.openai_file(bomb, "bomb.docx"))
     assert (outcome["status"], outcome["plugin"]) == ("skipped", "docx")
