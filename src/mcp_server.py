@@ -43,13 +43,6 @@ Tags = Annotated[
 TAGS_URI = "memoryd://tags"
 TAG_URI = "memoryd://tags/{tag}"
 
-PROFILE_FALLBACK = (
-    "memoryd does not serve POST /v4/profile yet: when it answers 404, this searches the tag "
-    "instead (for q, or for the tag itself when q is not given) and returns the newest "
-    "distinct memories as profile.dynamic, with profile.static empty and "
-    "source 'search-fallback'."
-)
-
 
 def _explain(status: int, answer: Any, url: str) -> str:
     """What a refused request means, and what to change."""
@@ -209,28 +202,18 @@ class MemorydTools:
         self,
         containerTag: Annotated[str, Field(description="the user's or project's tag")],
         q: Annotated[str | None, Field(description="also search for this")] = None,
-        limit: Annotated[int, Field(ge=1, le=100, description="memories to consider")] = 10,
     ) -> dict[str, Any]:
         """What memoryd knows about a container tag: {profile: {static, dynamic}}.
 
-        static holds facts that stay relevant, dynamic the recent ones.
+        static holds facts that stay relevant, dynamic the recent ones; with q, also
+        searchResults for it. It sends POST /v4/profile.
         """
         body: dict[str, Any] = {"containerTag": containerTag}
         if q:
             body["q"] = q
-        status, answer = await self.client.call("POST", "/v4/profile", body)
-        if status != 404:
-            if status != 200:
-                raise ToolError(_explain(status, answer, self.client.url))
-            self.learn([containerTag])
-            return dict(answer)
-        found = await self._recent(containerTag, q or containerTag, limit)
-        return {
-            "profile": {"static": [], "dynamic": [r["memory"] for r in found]},
-            "searchResults": {"results": found, "total": len(found)},
-            "source": "search-fallback",
-            "note": PROFILE_FALLBACK,
-        }
+        answer = await self.client.ok("POST", "/v4/profile", body)
+        self.learn([containerTag])
+        return dict(answer)
 
     async def _recent(self, tag: str, q: str, limit: int) -> list[dict[str, Any]]:
         """A search within ``tag``, newest first, one result per distinct text."""
@@ -296,10 +279,7 @@ def build_server(tools: MemorydTools) -> MCPServer[Any]:
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
     server.add_tool(tools.add_memory, annotations=ToolAnnotations(open_world_hint=False))
     server.add_tool(tools.search_memories, annotations=read_only)
-    doc = tools.get_profile.__doc__ or ""
-    server.add_tool(
-        tools.get_profile, description=f"{doc}\n\n{PROFILE_FALLBACK}", annotations=read_only
-    )
+    server.add_tool(tools.get_profile, annotations=read_only)
     server.add_tool(
         tools.forget, annotations=ToolAnnotations(destructive_hint=True, open_world_hint=False)
     )
