@@ -11,40 +11,19 @@ tenants are dropped before ranking.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 from collections.abc import Sequence
 
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+from memoryd.core.words import COMMON_FROM, terms
+
+__all__ = ["COMMON_FROM", "terms"]  # the word rule, from memoryd.core.words
 
 #: Rows the words a query ranks may match together. bm25 scores every matched
 #: row (~2 us each here): 4,000 keeps the keyword side near 5 ms at 100k
 #: memories, where 10,000 cost 10-20 ms, and a small tenant (fewer rows
 #: than this) always ranks every word.
 KEYWORD_BUDGET = 4000
-
-#: At most this many distinct words of a query are searched.
-MAX_TERMS = 32
-
-_STOPWORD_TEXT = """
-    a about above after again against all am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for
-    from further had has have having he her here hers herself him himself his how i if in
-    into is it its itself just me more most my myself no nor not now of off on once only or
-    other our ours ourselves out over own same she should so some such than that the their
-    theirs them themselves then there these they this those through to too under until up
-    very was we were what when where which while who whom why will with would you your
-    yours yourself yourselves s t d ll m re ve don didn doesn isn wasn weren won
-"""
-STOPWORDS = frozenset(_STOPWORD_TEXT.split())
-
-
-def terms(text: str) -> list[str]:
-    """The distinct searchable words of ``text``, in order."""
-    words = [w.casefold() for w in _WORD.findall(text)]
-    kept = [w for w in dict.fromkeys(words) if w not in STOPWORDS]
-    return kept[:MAX_TERMS]
 
 
 def quote(text: str) -> str:
@@ -74,10 +53,6 @@ def scope_expression(tenant_id: str | None, tags: Sequence[str]) -> str:
     if tags:
         clauses.append("tags : (" + " OR ".join(quote(t) for t in tags) + ")")
     return " AND ".join(clauses)
-
-
-#: Below this many memories in scope, no word is too common to search.
-COMMON_FROM = 100
 
 
 class TermPlanner:
