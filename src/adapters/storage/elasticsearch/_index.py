@@ -30,6 +30,7 @@ from memoryd.adapters.storage._vectors import unit_rows
 from memoryd.adapters.storage.elasticsearch import _codec as codec
 from memoryd.adapters.storage.elasticsearch._cluster import Cluster, Doc, doc_id, reachable
 from memoryd.adapters.storage.elasticsearch._filters import filter_clauses
+from memoryd.adapters.storage.elasticsearch._terms import TermPlanner, count_body, counts, terms
 from memoryd.core.errors import ConfigurationError, StoreUnavailable
 from memoryd.core.model import Memory
 from memoryd.core.ports import Candidate, IndexChange, IndexQuery
@@ -43,6 +44,8 @@ MAX_WINDOW = 10_000
 CHUNK = 1000
 #: Weight of the keyword context next to the memory's own text (the embedded store's).
 CONTEXT_WEIGHT = 0.35
+#: The fields the keyword side matches.
+KEYWORD_FIELDS = ("text", "context")
 
 
 def _generation_id(tenant_id: str | None) -> str:
@@ -55,6 +58,7 @@ class EsMemoryIndex:
     def __init__(self, cluster: Cluster, *, dimension: int | None) -> None:
         self.cluster = cluster
         self._dimension = dimension
+        self.planner = TermPlanner()
 
     @property
     def dimension(self) -> int:
@@ -222,37 +226,21 @@ class EsMemoryIndex:
                 "_source": ["memory_id", "payload.vectors", "payload.dims"],
             },
         ]
-        keyword = query.keyword_hits is None and bool(query.text.strip())
+        # The words the embedded store would search (``_terms``): its stopwords, less
+        # the words found in more than half of the filter's memories.
+        words = terms(query.text) if query.keyword_hits is None else []
+        keyword = bool(words)
+        chosen: list[str] | None = None
+        missing: list[str] = []
         if keyword:
-            searches += [
-                head,
-                {
-                    "query": {
-                        "bool": {
-                            "must": [
-                                {
-                                    "combined_fields": {
-                                        "query": query.text,
-                                        "fields": [f"text^{1 / CONTEXT_WEIGHT:.4f}", "context"],
-                                    }
-                                }
-                            ],
-                            "filter": clauses,
-                        }
-                    },
-                    "size": k,
-                    "_source": ["memory_id", "payload.vectors", "payload.dims"],
-                },
-            ]
-        with reachable():
-            answer = await self.cluster.client.msearch(searches=searches)
-        responses = answer["responses"]
-        for r in responses:
-            if "error" in r:
-                status = int(r.get("status", 500))
-                if status >= 500 or status == 429:
-                    raise StoreUnavailable()
-                raise RuntimeError(f"Elasticsearch refused a search: {r['error']!r}")
+            requests, chosen, missing = self._keyword_requests(words, clauses, head, k)
+            searches += requests
+        responses = await self._msearch(searches)
+        keyword_hits: list[Doc] = []
+        if keyword:
+            keyword_hits = await self._keyword_hits(
+                words, clauses, head, k, responses=responses[1:], chosen=chosen, missing=missing
+            )
         vectors: dict[str, Any] = {}
         similarity: dict[str, float] = {}
 
@@ -268,8 +256,8 @@ class EsMemoryIndex:
         dense_ids = sorted(dict.fromkeys(dense_ids), key=lambda m: -similarity[m])[:k]
         keyword_score: dict[str, float] = {}
         if keyword:
-            for hit in responses[1]["hits"]["hits"]:
-                keyword_score.setdefault(score(hit), float(hit["_score"] or 0.0))
+            for doc in keyword_hits:
+                keyword_score.setdefault(score(doc), float(doc["_score"] or 0.0))
         elif query.keyword_hits:
             known = await self._vectors(tenant, [h.memory_id for h in query.keyword_hits])
             for hit in query.keyword_hits:
@@ -293,6 +281,84 @@ class EsMemoryIndex:
             )
             for mid in ids
         ]
+
+    def _keyword_requests(
+        self, words: list[str], clauses: list[Doc], head: Doc, k: int
+    ) -> tuple[list[Doc], list[str] | None, list[str]]:
+        """The keyword side's requests for the first ``_msearch``: the BM25 request when
+        every word's count is known (else None as the words chosen), then the counts."""
+        scope = TermPlanner.scope_key(clauses)
+        known_size, missing = self.planner.known(scope, words)
+        chosen: list[str] | None = None
+        requests: list[Doc] = []
+        if known_size is not None and not missing:
+            chosen = self.planner.choose(scope, words, known_size)
+            if chosen:
+                requests += [head, self._keyword_body(chosen, clauses, k)]
+        requests += [head, count_body(clauses, missing, KEYWORD_FIELDS)]
+        return requests, chosen, missing
+
+    async def _keyword_hits(
+        self,
+        words: list[str],
+        clauses: list[Doc],
+        head: Doc,
+        k: int,
+        *,
+        responses: list[Doc],
+        chosen: list[str] | None,
+        missing: list[str],
+    ) -> list[Doc]:
+        """The BM25 hits: from ``responses`` (the keyword side's), or a second request
+        with the words chosen once the missing counts are in."""
+        scope = TermPlanner.scope_key(clauses)
+        at = 1 if chosen else 0
+        size, counted = counts(responses[at], missing)
+        self.planner.learn(scope, size, counted)
+        if chosen:
+            hits: list[Doc] = responses[0]["hits"]["hits"]
+            return hits
+        if chosen is None:
+            chosen = self.planner.choose(scope, words, size)
+            if chosen:
+                second = await self._msearch([head, self._keyword_body(chosen, clauses, k)])
+                found: list[Doc] = second[0]["hits"]["hits"]
+                return found
+        return []
+
+    @staticmethod
+    def _keyword_body(words: Sequence[str], clauses: list[Doc], k: int) -> Doc:
+        """BM25F over the text and its context (FTS5's weights: 1 and 0.35), pre-filtered."""
+        return {
+            "query": {
+                "bool": {
+                    "must": [
+                        {
+                            "combined_fields": {
+                                "query": " ".join(words),
+                                "fields": [f"text^{1 / CONTEXT_WEIGHT:.4f}", "context"],
+                            }
+                        }
+                    ],
+                    "filter": clauses,
+                }
+            },
+            "size": k,
+            "_source": ["memory_id", "payload.vectors", "payload.dims"],
+        }
+
+    async def _msearch(self, searches: list[Doc]) -> list[Doc]:
+        """The responses, or ``StoreUnavailable`` (429, 5xx) / an error (4xx) for any refused."""
+        with reachable():
+            answer = await self.cluster.client.msearch(searches=searches)
+        responses: list[Doc] = answer["responses"]
+        for r in responses:
+            if "error" in r:
+                status = int(r.get("status", 500))
+                if status >= 500 or status == 429:
+                    raise StoreUnavailable()
+                raise RuntimeError(f"Elasticsearch refused a search: {r['error']!r}")
+        return responses
 
     async def _sources(
         self, tenant_id: str, memory_ids: Sequence[str], **kw: Any
