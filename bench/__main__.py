@@ -51,7 +51,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--storage",
         choices=("sqlite", "elasticsearch"),
         default="sqlite",
-        help="the backend (elasticsearch: a local noida-db server; parts: quality)",
+        help="the backend (elasticsearch: a local noida-db server; parts: quality, latency)",
     )
     return parser.parse_args(argv)
 

@@ -43,6 +43,8 @@ class QualityResult:
     memoryd: dict[str, list[le.Summary]]
     bm25: dict[str, list[le.Summary]]
     bm25_full: dict[str, list[le.Summary]] = field(factory=dict)
+    #: Every question's metrics, in the order the samples list them (for paired comparisons).
+    scored: list[le.Scored] = field(factory=list)
 
 
 def subset(sample: le.Sample, sessions: int | None) -> le.Sample:
@@ -191,4 +193,5 @@ async def run_quality(
         memoryd=le.report(scored),
         bm25=bm25_reference(samples),
         bm25_full={} if full else bm25_reference(all_samples),
+        scored=scored,
     )

@@ -20,6 +20,7 @@ from bench._noida import elasticsearch_env, local_elasticsearch
 from bench._server import start_server
 from bench.build import measure_ingest, run_build
 from bench.contention import run_contention
+from bench.es_scale import measure_elasticsearch
 from bench.fill import fill
 from bench.machine import details, load_average
 from bench.quality import QualityResult, run_quality
@@ -29,7 +30,7 @@ from bench.scale import Plan, Questions, measure
 REPO = Path(__file__).resolve().parent.parent
 PARTS = ("quality", "ingest", "latency", "million", "chat", "load", "contention")
 #: The parts that ``--storage elasticsearch`` runs (over a local noida-db server).
-ES_PARTS = ("quality",)
+ES_PARTS = ("quality", "latency")
 
 
 @define
@@ -49,6 +50,8 @@ class Mode:
     #: Idle searches of the contention part, and its servers' settings (the cap).
     contention_searches: int = 200
     contention_env: tuple[tuple[str, str], ...] = ()
+    #: Seconds of searching while 4 clients ingest (the contention part's flood phase).
+    contention_flood_s: float = 30.0
 
 
 FULL = Mode(
@@ -80,6 +83,7 @@ QUICK = Mode(
     load_queries=3_000,
     contention_searches=30,
     contention_env=(("MEMORYD_MAX_EMBED_TOKENS", "3000"),),
+    contention_flood_s=3.0,
 )
 
 
@@ -124,10 +128,11 @@ def run(
         )  # fmt: skip
         results.loads.append(("after ingest throughput", load_average()))
     if "contention" in parts:
-        log("contention: search idle and during a maximal ingest ...")
+        log("contention: search idle, during a maximal ingest and while 4 clients ingest ...")
         results.contention = asyncio.run(
             run_contention(corpus, work, idle_searches=mode.contention_searches,
-                           env={**env, **dict(mode.contention_env)}, log=log)
+                           env={**env, **dict(mode.contention_env)},
+                           flood_seconds=mode.contention_flood_s, log=log)
         )  # fmt: skip
         results.loads.append(("after contention", load_average()))
     if parts & {"ingest", "latency", "million", "chat", "load"}:
@@ -152,10 +157,20 @@ def run(
                     load_queries=mode.load_queries,
                     load_tool=args.load_tool,
                 )
-            ran = asyncio.run(
-                measure(label(size), Path(build.dirs[size]), key=build.key, tenant=build.tenant,
-                        questions=questions, plan=plan, env=env, work=work, log=log)
-            )  # fmt: skip
+            if getattr(args, "storage", "sqlite") == "elasticsearch":
+                # The same data dir, copied into a fresh local noida-db (bench.es_fill).
+                ran, filled = asyncio.run(
+                    measure_elasticsearch(label(size), Path(build.dirs[size]), tenant=build.tenant,
+                                          questions=questions, plan=plan, env=env, work=work,
+                                          log=log)
+                )  # fmt: skip
+                results.es_fills.append((label(size), filled))
+            else:
+                ran = asyncio.run(
+                    measure(label(size), Path(build.dirs[size]), key=build.key,
+                            tenant=build.tenant, questions=questions, plan=plan, env=env,
+                            work=work, log=log)
+                )  # fmt: skip
             results.sizes.append(ran.size)
             results.chat = ran.chat or results.chat
             results.load = ran.load or results.load

@@ -1,0 +1,156 @@
+"""Copy a SQLite data dir into the Elasticsearch backend through the store's port.
+
+The scale part of ``--storage elasticsearch`` measures the same memories as
+the SQLite rows: every conversation of the bench's tenant is read from a
+data dir built by ``bench.build`` (through HTTP, real embeddings; the larger
+sizes filled by ``bench.fill``) through the SQLite store's own port
+(``conversations_of`` and ``snapshot``: the messages, and the memories with
+their ids, piece vectors and keyword context), and written to the cluster by
+``EsConversationStore.commit``, then applied to the search index by
+memoryd's ``Indexer`` (the outbox drain a server's ingest runs before its 200).
+That is the backend's real write path, after the embedding: the documents are
+the ones an ingest through HTTP would write, with the same memory ids, so the
+exact top 10 computed from the SQLite file is the truth for both backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from attrs import define
+
+from bench.build import DB
+from memoryd.adapters.storage.elasticsearch import (
+    ElasticsearchConfig,
+    RefreshPolicy,
+    open_elasticsearch,
+)
+from memoryd.adapters.storage.sqlite import open_sqlite
+from memoryd.core.auth import digest, new_key
+from memoryd.core.indexer import Indexer
+from memoryd.core.ports import ConversationChange
+
+#: Conversations written at once (each its own commit and drain).
+CONCURRENCY = 4
+
+
+@define
+class EsFillResult:
+    #: An API key of ``tenant`` created in the cluster (the SQLite file's keys stay there).
+    key: str
+    conversations: int
+    memories: int
+    seconds: float
+    concurrency: int
+    refresh: str
+
+    @property
+    def memories_per_second(self) -> float:
+        return self.memories / self.seconds if self.seconds else 0.0
+
+
+def model_of(database: Path) -> tuple[str, int]:
+    """The embedding model name and dimension a data dir was built with."""
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        return str(meta["embedding_model"]), int(meta["embedding_dimension"])
+    finally:
+        conn.close()
+
+
+async def changes(source: Any, tenant: str) -> AsyncIterator[ConversationChange]:
+    """Each conversation of ``tenant`` in the SQLite backend ``source`` as a "created" change."""
+    memories = source.conversations.snapshot(tenant).__aiter__()
+    async for conversation in source.conversations.conversations_of(tenant):
+        if not conversation.messages:
+            continue
+        index = await memories.__anext__()
+        while (index.conversation_id, index.scope) != (
+            conversation.conversation_id,
+            conversation.scope,
+        ):
+            # The snapshot lists the same conversations in the same (rowid) order;
+            # one without messages has no entry on the other side.
+            index = await memories.__anext__()
+        yield ConversationChange(
+            kind="created",
+            conversation=conversation,
+            new_messages=conversation.messages,
+            added=index.added,
+            removed_memory_ids=(),
+        )
+
+
+async def copy_to_elasticsearch(
+    source_dir: Path,
+    url: str,
+    *,
+    tenant: str,
+    prefix: str = "bench",
+    concurrency: int = CONCURRENCY,
+    refresh: RefreshPolicy = "wait_for",
+    log: Any = print,
+) -> EsFillResult:
+    """Write every conversation of ``tenant`` in ``source_dir`` to the cluster at ``url``.
+
+    ``refresh`` is the writer's ``elasticsearch_refresh`` (the same documents either
+    way; on noida-db under load ``true`` was no faster: 56 against 58 memories/s).
+    """
+    model, dim = model_of(source_dir / DB)
+    source = await open_sqlite(source_dir / DB, model_name=model, dimension=dim, load_index=False)
+    config = ElasticsearchConfig(
+        url=url, index_prefix=prefix, replicas=0, request_timeout=60.0, refresh=refresh
+    )
+    target = await open_elasticsearch(config, dimension=dim, model_name=model)
+    queue: asyncio.Queue[ConversationChange | None] = asyncio.Queue(maxsize=2 * concurrency)
+    done = {"conversations": 0, "memories": 0}
+    started = time.perf_counter()
+
+    async def worker() -> None:
+        # One indexer per worker: drains of different conversations need no common order.
+        indexer = Indexer(target.conversations, target.index)
+        while (change := await queue.get()) is not None:
+            await target.conversations.commit(change)
+            conv = change.conversation
+            await indexer.drain(conv.tenant_id, conv.conversation_id)
+            done["conversations"] += 1
+            done["memories"] += len(change.added)
+            if done["conversations"] % 500 == 0:
+                rate = done["memories"] / (time.perf_counter() - started)
+                log(f"  es fill: {done['memories']:,} memories ({rate:.0f}/s) ...")
+
+    try:
+        workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+        try:
+            async for change in changes(source, tenant):
+                await queue.put(change)
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+        except BaseException:
+            for w in workers:
+                w.cancel()
+            raise
+        # Nothing may be left pending (a server would replay it at its start).
+        left = await Indexer(target.conversations, target.index).drain()
+        if left:
+            log(f"  es fill: {left} pending entries applied at the end")
+        key = new_key()
+        await target.keys.create_key(tenant=tenant, digest=digest(key), label="bench")
+    finally:
+        await target.close()
+        await source.close()
+    return EsFillResult(
+        key=key,
+        conversations=done["conversations"],
+        memories=done["memories"],
+        seconds=time.perf_counter() - started,
+        concurrency=concurrency,
+        refresh=refresh,
+    )
