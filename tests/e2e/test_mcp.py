@@ -78,7 +78,7 @@ async def test_add_search_forget_over_stdio(
         listed = (await session.list_tools()).tools
         assert {t.name for t in listed} == TOOLS
         profile_tool = next(t for t in listed if t.name == "get_profile")
-        assert "/v4/profile" in (profile_tool.description or "")  # the tool says which route it asks
+        assert "/v4/profile" in (profile_tool.description or "")  # names its route
 
         adding = await call(session, "add_memory", text=BEES, metadata={"source": "mcp"})
         added = data(adding)
