@@ -166,9 +166,7 @@ class OpenAIChatModel:
         reason = ""
         for attempt in range(1, attempts + 1):
             try:
-                response = await self._sessions.get().post(
-                    self._url, json=body, headers=headers, timeout=timeout
-                )
+                response = await self._post(body, headers, limits=timeout)
             except aiohttp.ClientSSLError as exc:
                 raise ModelUnavailable(
                     f"{_cap(self._server)} failed the TLS handshake ({self._reason(exc)})"
@@ -200,6 +198,28 @@ class OpenAIChatModel:
             f"({reason}); is the server running?" + self._url_hint(),
             details={"setting": self.url_setting} if self.url_setting else None,
         )
+
+    async def _post(
+        self, body: dict[str, Any], headers: dict[str, str], *, limits: aiohttp.ClientTimeout
+    ) -> aiohttp.ClientResponse:
+        """POST ``body``; once more on a new connection if a kept-alive one was closed.
+
+        A server may close an idle kept-alive connection just as it is reused: the
+        request then fails before any answer ("Server disconnected", "Can not write
+        request body"). That is not an outage, and nothing was answered, so the
+        request is sent again at once (aiohttp has dropped the closed connection).
+        A connection that cannot be made is the caller's retry loop's business.
+        """
+        for again in (False, True):
+            try:
+                return await self._sessions.get().post(
+                    self._url, json=body, headers=headers, timeout=limits
+                )
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                if again or isinstance(exc, aiohttp.ClientConnectorError):
+                    raise
+                log.info("%s closed a kept-alive connection (%s); sending again", self._server, exc)
+        raise AssertionError("unreachable")
 
     async def _next_data(
         self, response: aiohttp.ClientResponse, decoder: SseDecoder | None
