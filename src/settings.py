@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar
 
 import attrs
 import cattrs
+from cattrs.v import format_exception
 from attrs import field, frozen
 
 from memoryd.core.errors import ConfigurationError
@@ -368,6 +369,18 @@ def _merge_sections(*layers: Mapping[str, Mapping[str, Any]]) -> Sections:
 _section_converter = _converter.copy(forbid_extra_keys=True)
 
 
+def _problem(exc: BaseException, type_: Any) -> str:
+    """cattrs' wording of one problem, with the validator's own message where it has one.
+
+    A validator's ValueError (``'plugin_timeout' must be > 0: 0``) names the setting
+    and its limit; cattrs alone would say only "invalid value".
+    """
+    described = format_exception(exc, type_)
+    if isinstance(exc, ValueError | TypeError) and str(exc) and str(exc) not in described:
+        return f"{described}: {exc}"
+    return described
+
+
 def structure_plugin_settings(plugin: str, data: Mapping[str, Any], cls: type[T]) -> T:
     """Plugin ``plugin``'s section, validated as ``cls`` (an attrs class).
 
@@ -377,7 +390,9 @@ def structure_plugin_settings(plugin: str, data: Mapping[str, Any], cls: type[T]
     try:
         return _section_converter.structure(dict(data), cls)
     except cattrs.BaseValidationError as exc:
-        problems = cattrs.transform_error(exc, path=f"{PLUGIN_TABLE}.{plugin_key(plugin)}")
+        problems = cattrs.transform_error(
+            exc, path=f"{PLUGIN_TABLE}.{plugin_key(plugin)}", format_exception=_problem
+        )
         raise ConfigurationError(
             f"Invalid settings of plugin {plugin!r}: " + "; ".join(problems),
             details={"plugin": plugin, "problems": problems},
@@ -425,7 +440,7 @@ def load_settings(
     try:
         settings = _converter.structure(values, Settings)
     except cattrs.BaseValidationError as exc:
-        problems = cattrs.transform_error(exc, path="settings")
+        problems = cattrs.transform_error(exc, path="settings", format_exception=_problem)
         raise ConfigurationError(
             "Invalid settings: " + "; ".join(problems), details={"problems": problems}
         ) from exc
