@@ -22,8 +22,8 @@ from typing import Any, Literal, TypeVar
 
 import attrs
 import cattrs
-from cattrs.v import format_exception
 from attrs import field, frozen
+from cattrs.v import format_exception
 
 from memoryd.core.errors import ConfigurationError
 
