@@ -15,6 +15,9 @@ from memoryd.core.auth import digest, new_key
 from memoryd.settings import Settings
 from tests.helpers import MakeKey, make_settings
 
+#: No test reaches beyond loopback: see the plugin.
+pytest_plugins = ["tests.loopback_only"]
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
