@@ -17,8 +17,11 @@ from memoryd.adapters.storage.sqlite._scan import (
     sign_bits,
 )
 from memoryd.adapters.storage.sqlite._tenant import TenantIndex
-from tests.integration.storage.sqlite_helpers import DIM, MODEL
-from tests.integration.storage.test_sqlite_index import check_against_brute_force
+from memoryd.core.filters import MemoryFilter
+from memoryd.core.ports import IndexQuery
+from memoryd.testing.contract import assert_same_top, brute_force, random_filter, random_memories
+from tests.integration.storage.sqlite_helpers import DIM, MODEL, unit
+from tests.integration.storage.test_sqlite_index import check_against_brute_force, dense, ingest
 
 needs_popcount = pytest.mark.skipif(not HAS_POPCOUNT, reason="numpy < 2 has no bitwise_count")
 
@@ -28,6 +31,17 @@ needs_popcount = pytest.mark.skipif(not HAS_POPCOUNT, reason="numpy < 2 has no b
 TUNINGS = {
     "bits": ScanTuning(quantise_from=50, bits_from=20, coarse_min=10_000),
     "int8": ScanTuning(prefilter="int8", quantise_from=50, exact_below=20, rescore=40),
+    # Compact from 50 rows: int8 codes in memory, float32 read from the file. With
+    # rescore and file_rescore above the tenant's size every passing row is scored
+    # from the file.
+    "compact": ScanTuning(
+        quantise_from=50,
+        bits_from=20,
+        coarse_min=10_000,
+        float_below=50,
+        rescore=10_000,
+        file_rescore=10_000,
+    ),
 }
 
 
@@ -116,3 +130,87 @@ def test_nearest_by_distance_keeps_every_row_up_to_the_kth() -> None:
         assert set(kept.tolist()) == set(np.flatnonzero(distances <= kth).tolist())
         assert len(kept) >= k
     assert len(nearest_by_distance(distances, 10_000)) == 5000
+
+
+COMPACT = ScanTuning(quantise_from=50, bits_from=20, coarse_min=40, coarse_share=0.2,
+                     float_below=100, rescore=40, file_rescore=8)  # fmt: skip
+#: How far an int8 estimate may be from the cosine at DIM dimensions (random unit vectors).
+ESTIMATE = 0.02
+
+
+async def test_a_compact_tenant_reopens_with_codes_only_and_finds_the_exact_top(
+    db_path: Path,
+) -> None:
+    """Reopened, a tenant past float_below holds no float32 rows; the best of its
+    shortlists are rescored from the file, so the top results' cosines are exact."""
+    import random
+
+    items = random_memories(300, seed=61)
+    backend = await open_sqlite(db_path, model_name=MODEL, dimension=DIM, tuning=COMPACT)
+    await ingest(backend, items)
+    await backend.close()
+    reopened = await open_sqlite(db_path, model_name=MODEL, dimension=DIM, tuning=COMPACT)
+    try:
+        tenant = reopened.index._tenants["acme"]
+        assert tenant.compact
+        assert tenant.vectors is None
+        assert tenant.codes is not None
+        rng = random.Random(62)
+        nprng = np.random.default_rng(63)
+        exact_top = 0
+        for _ in range(40):
+            memory_filter = random_filter(rng, "acme")
+            q = unit(nprng)
+            want, scores = brute_force(items, q, memory_filter, 5)
+            found = await reopened.index.search(
+                IndexQuery(filter=memory_filter, vector=q, text="", k=5)
+            )
+            got = [c.memory_id for c in sorted(found, key=lambda c: c.dense_rank or 0)]
+            for c in found:
+                assert c.similarity == pytest.approx(scores[c.memory_id], abs=ESTIMATE)
+            if got:
+                assert scores[got[0]] == pytest.approx(found[0].similarity, abs=1e-5)
+            exact_top += got == want
+        assert exact_top >= 36  # int8 shortlists of 40 rows: the exact top 5 nearly always
+        # Unfiltered with a shortlist above the tenant's size: exactly brute force.
+        full = ScanTuning(quantise_from=50, bits_from=20, coarse_min=10_000,
+                          float_below=100, rescore=10_000)  # fmt: skip
+        tenant.tuning = full
+        q = unit(nprng)
+        want, scores = brute_force(items, q, MemoryFilter("acme"), 10)
+        assert_same_top(await dense(reopened, MemoryFilter("acme"), q, 10), want, scores)
+        # Keyword-only hits get their int8 estimate.
+        words = items[7].memory.text.split()[0]
+        found = await reopened.index.search(
+            IndexQuery(filter=MemoryFilter("acme"), vector=q, text=words, k=3)
+        )
+        _, every = brute_force(items, q, MemoryFilter("acme"), len(items))
+        assert any(c.keyword_rank is not None for c in found)
+        for c in found:
+            assert c.similarity == pytest.approx(every[c.memory_id], abs=ESTIMATE)
+    finally:
+        await reopened.close()
+
+
+async def test_a_memory_removed_from_the_file_is_not_scored_from_stale_codes(
+    db_path: Path,
+) -> None:
+    """Between the index's file write and its in-memory apply, a compact tenant may hold
+    rows the file no longer has: they are left out, not scored."""
+    items = random_memories(150, seed=71)
+    backend = await open_sqlite(db_path, model_name=MODEL, dimension=DIM, tuning=COMPACT)
+    try:
+        await ingest(backend, items)
+        tenant = backend.index._tenants["acme"]
+        assert tenant.compact
+        gone = items[3].memory.id
+        await backend.index.db.write(
+            lambda conn: conn.execute("DELETE FROM index_memories WHERE id = ?", (gone,))
+        )
+        q = np.asarray(items[3].vectors[0], np.float32)
+        found = await backend.index.search(IndexQuery(filter=MemoryFilter("acme"), vector=q,
+                                                      text="", k=5))  # fmt: skip
+        assert gone not in {c.memory_id for c in found}
+        assert len(found) == 5
+    finally:
+        await backend.close()

@@ -5,7 +5,9 @@ FTS5 index ``index_fts``), written only from the ``IndexChange`` values it is
 applied: it never reads the store's tables. The in-memory view is loaded from
 ``index_memories`` at open. Dense search is an exact cosine scan over the rows
 that pass the filter (the filter is applied inside the scan: the scan only
-reads the passing rows), with a sign-bits prefilter for large tenants. The
+reads the passing rows), with a sign-bits prefilter for large tenants; a
+very large tenant keeps int8 codes in memory instead of its float32 vectors,
+which its searches read from ``index_memories`` for their shortlists. The
 keyword side is FTS5's bm25, restricted to the tenant in the MATCH and to the
 filter by the same in-memory attributes. Numeric work runs in the index's own
 threads, never on the event loop.
@@ -14,6 +16,7 @@ threads, never on the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -24,7 +27,7 @@ from typing import Any, TypeVar
 from memoryd.adapters.storage._vectors import unit_rows
 from memoryd.adapters.storage.sqlite import _codec as codec
 from memoryd.adapters.storage.sqlite._codec import chunks, document_key, marks, scope_text
-from memoryd.adapters.storage.sqlite._db import Database, redoable_transaction
+from memoryd.adapters.storage.sqlite._db import Database, connect, redoable_transaction
 from memoryd.adapters.storage.sqlite._fts import KEYWORD_BUDGET, TermPlanner, keyword_hits
 from memoryd.adapters.storage.sqlite._scan import F32, Idx, as_query, pin_blas_threads
 from memoryd.adapters.storage.sqlite._tenant import DEFAULT_TUNING, ScanTuning, TenantIndex
@@ -59,6 +62,9 @@ class SqliteMemoryIndex:
         self._generations: dict[str, int] = {}
         self._lock = threading.Lock()
         self._compute = ThreadPoolExecutor(2, thread_name_prefix="memoryd-index")
+        #: The compute threads' own read connections (compact tenants' vectors).
+        self._local = threading.local()
+        self._side_connections: list[sqlite3.Connection] = []
         self._helper = (
             ThreadPoolExecutor(scan_threads - 1, thread_name_prefix="memoryd-scan")
             if scan_threads > 1
@@ -84,7 +90,9 @@ class SqliteMemoryIndex:
                 "SELECT tenant_id, sum(length(vector)) FROM index_memories GROUP BY tenant_id"
             ):
                 pieces = int(size) // (4 * self.dimension)
-                tenants[tenant_id] = self._new_tenant(capacity=_next_power_of_two(pieces))
+                tenants[tenant_id] = self._new_tenant(
+                    capacity=_next_power_of_two(pieces), compact=pieces >= self.tuning.float_below
+                )
             loader = _Loader(tenants, self.dimension, str(self.db.path))
             cursor = conn.execute(
                 "SELECT tenant_id, id, conversation_id, said_at_us, tags, metadata, vector,"
@@ -98,12 +106,47 @@ class SqliteMemoryIndex:
             tenant.quantise_if_large()
         return tenants
 
-    def _new_tenant(self, capacity: int = 0) -> TenantIndex:
+    def _new_tenant(self, capacity: int = 0, *, compact: bool = False) -> TenantIndex:
         return TenantIndex(
             self.dimension,
             capacity=capacity,
             tuning=self.tuning,
+            read_vectors=self._read_vectors,
+            compact=compact,
         )
+
+    def _read_vectors(self, rowids: Sequence[int]) -> dict[int, bytes]:
+        """The vectors blobs of these index rows, read on this thread's own connection.
+
+        Compact tenants call it from a search that holds the tenant's lock, so it
+        must not wait for the reader pool (whose keyword side may wait for that lock).
+        """
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise StoreUnavailable()
+            conn = connect(self.db.path)
+            conn.execute("PRAGMA query_only = ON")
+            # A few dozen rows by rowid per search: SQLite's default cache will do.
+            conn.execute("PRAGMA cache_size = -2000")
+            self._local.conn = conn
+            with self._lock:
+                self._side_connections.append(conn)
+        found: dict[int, bytes] = {}
+        conn.execute("BEGIN")
+        try:
+            for part in chunks(list(rowids)):
+                found.update(
+                    conn.execute(
+                        # Only "?" placeholders are formatted in; the rowids are parameters.
+                        f"SELECT rowid, vector FROM index_memories"  # noqa: S608
+                        f" WHERE rowid IN ({marks(len(part))})",
+                        part,
+                    ).fetchall()
+                )
+        finally:
+            conn.execute("COMMIT")
+        return found
 
     def _tenant(self, tenant_id: str, *, create: bool) -> TenantIndex | None:
         with self._lock:
@@ -122,6 +165,11 @@ class SqliteMemoryIndex:
         self._compute.shutdown(wait=True)
         if self._helper is not None:
             self._helper.shutdown(wait=True)
+        with self._lock:
+            side, self._side_connections = self._side_connections, []
+        for conn in side:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
@@ -320,9 +368,9 @@ class SqliteMemoryIndex:
         keyword_score = dict(self._passing_hits(tenant, query.filter, found, query.k))
         if keyword_score:
             with tenant.lock:
-                for mid in keyword_score:
-                    if mid not in similarity and mid in tenant.rows:
-                        similarity[mid] = tenant.similarity(mid, q)
+                similarity.update(
+                    tenant.similarities([mid for mid in keyword_score if mid not in similarity], q)
+                )
         keyword_score = {mid: s for mid, s in keyword_score.items() if mid in similarity}
         keyword_rank = {mid: i for i, mid in enumerate(keyword_score)}
         ids = list(dict.fromkeys([*dense_ids, *keyword_score]))
