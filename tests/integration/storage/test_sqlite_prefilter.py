@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from memoryd.adapters.storage.sqlite import ScanTuning, open_sqlite
+from memoryd.adapters.storage.sqlite._rowids import DENSE_UP_TO, SlotsByRowid
 from memoryd.adapters.storage.sqlite._scan import (
     HAS_POPCOUNT,
     hamming,
@@ -18,7 +19,7 @@ from memoryd.adapters.storage.sqlite._scan import (
 )
 from memoryd.adapters.storage.sqlite._tenant import TenantIndex
 from memoryd.core.filters import MemoryFilter
-from memoryd.core.ports import IndexQuery
+from memoryd.core.ports import IndexChange, IndexQuery
 from memoryd.testing.contract import assert_same_top, brute_force, random_filter, random_memories
 from tests.integration.storage.sqlite_helpers import DIM, MODEL, unit
 from tests.integration.storage.test_sqlite_index import check_against_brute_force, dense, ingest
@@ -214,3 +215,48 @@ async def test_a_memory_removed_from_the_file_is_not_scored_from_stale_codes(
         assert len(found) == 5
     finally:
         await backend.close()
+
+
+async def test_a_compact_tenant_maps_keyword_hits_to_the_right_memories_after_deletes(
+    db_path: Path,
+) -> None:
+    """Its keyword hits go through the rowid -> slot array: deletes move rows around,
+    and every hit must still name a memory that holds the word, and none that is gone."""
+    items = random_memories(200, seed=81)
+    backend = await open_sqlite(db_path, model_name=MODEL, dimension=DIM, tuning=COMPACT)
+    try:
+        await ingest(backend, items)
+        tenant = backend.index._tenants["acme"]
+        assert tenant.slot_by_rowid is not None
+        assert tenant.by_rowid == {}
+        gone = {item.memory.id for item in items[::3]}
+        for item in items[::3]:
+            m = item.memory
+            removed = await backend.conversations.delete_conversation(
+                m.tenant_id, m.conversation_id
+            )
+            await backend.index.apply(
+                IndexChange("acme", m.conversation_id, removed_memory_ids=removed)
+            )
+        texts = {i.memory.id: i.memory.text for i in items if i.memory.id not in gone}
+        words = sorted({w for t in texts.values() for w in t.split()})
+        for word in words[:25]:
+            hits = await backend.index.keyword_search(MemoryFilter("acme"), word, 500)
+            assert {h.memory_id for h in hits} == {m for m, t in texts.items() if word in t.split()}
+    finally:
+        await backend.close()
+
+
+def test_slots_by_rowid_grow_follow_moves_and_keep_far_rowids() -> None:
+    slots = SlotsByRowid(4)
+    slots.set(3, 0)
+    slots.set(5000, 1)
+    slots.set(DENSE_UP_TO + 7, 2)
+    assert (slots.get(3), slots.get(5000), slots.get(DENSE_UP_TO + 7)) == (0, 1, 2)
+    assert slots.get(4) == slots.get(10**12) == -1
+    slots.moved(5000, 1, 9)
+    slots.moved(3, 1, 9)  # not the slot mapped: unchanged
+    assert (slots.get(5000), slots.get(3)) == (9, 0)
+    slots.drop(5000)
+    slots.drop(DENSE_UP_TO + 7)
+    assert slots.get(5000) == slots.get(DENSE_UP_TO + 7) == -1

@@ -29,6 +29,7 @@ from attrs import frozen
 
 from memoryd.adapters.storage.sqlite._codec import to_micros
 from memoryd.adapters.storage.sqlite._groups import Groups, Mask
+from memoryd.adapters.storage.sqlite._rowids import SlotsByRowid
 from memoryd.adapters.storage.sqlite._scan import (
     F32,
     HAS_POPCOUNT,
@@ -142,8 +143,10 @@ class TenantIndex:
         self.conversation = np.empty(capacity, np.int32)
         #: The SQLite rowid of each row's memory (what the FTS5 index returns).
         self.rowid = np.empty(capacity, np.int64)
-        #: The memory id of each SQLite rowid (the keyword side's hits, without a join).
+        #: The memory id of each SQLite rowid (the keyword side's hits, without a join);
+        #: a compact tenant maps rowids to slots instead (``slot_by_rowid``).
         self.by_rowid: dict[int, str] = {}
+        self.slot_by_rowid: SlotsByRowid | None = None
         #: The memory id of each row.
         self.ids: list[str] = []
         #: The rows of each memory.
@@ -151,6 +154,7 @@ class TenantIndex:
         self.groups = Groups()
         self._conversations: dict[str, int] = {}
         if compact and read_vectors is not None:
+            self.slot_by_rowid = SlotsByRowid(capacity)
             self.codes = np.empty((capacity, dim), np.int8)
             if tuning.prefilter == "bits" and HAS_POPCOUNT:
                 self.bits = np.empty((bit_words(dim), capacity), np.uint64)
@@ -227,7 +231,10 @@ class TenantIndex:
         self.group[start:stop] = group
         self.conversation[start:stop] = self._conversation(conversation_id)
         self.rowid[start:stop] = rowid
-        self.by_rowid[rowid] = memory_id
+        if self.slot_by_rowid is not None:
+            self.slot_by_rowid.set(rowid, start)
+        else:
+            self.by_rowid[rowid] = memory_id
         self.ids.extend([memory_id] * count)
         self.rows[memory_id] = list(range(start, stop))
         self.n = stop
@@ -250,7 +257,10 @@ class TenantIndex:
         rows = self.rows.pop(memory_id, None)
         if rows is None:
             return False
-        self.by_rowid.pop(int(self.rowid[rows[0]]), None)
+        if self.slot_by_rowid is not None:
+            self.slot_by_rowid.drop(int(self.rowid[rows[0]]))
+        else:
+            self.by_rowid.pop(int(self.rowid[rows[0]]), None)
         # Highest first: a row of this memory never moves into a hole of its own.
         for slot in sorted(rows, reverse=True):
             self.groups.release(int(self.group[slot]))
@@ -267,6 +277,8 @@ class TenantIndex:
                 self.group[slot] = self.group[last]
                 self.conversation[slot] = self.conversation[last]
                 self.rowid[slot] = self.rowid[last]
+                if self.slot_by_rowid is not None:
+                    self.slot_by_rowid.moved(int(self.rowid[last]), last, slot)
                 self.ids[slot] = moved
                 others = self.rows[moved]
                 others[others.index(last)] = slot
@@ -331,7 +343,10 @@ class TenantIndex:
         self.group[start:stop] = groups
         self.conversation[start:stop] = [self._conversation(c) for c in conversation_ids]
         self.rowid[start:stop] = rowids
-        self.by_rowid.update(zip(rowids, memory_ids, strict=True))
+        if self.slot_by_rowid is not None:
+            self.slot_by_rowid.set_many(zip(rowids, range(start, stop), strict=True))
+        else:
+            self.by_rowid.update(zip(rowids, memory_ids, strict=True))
         self.ids.extend(memory_ids)
         for slot, memory_id in enumerate(memory_ids, start):
             self.rows.setdefault(memory_id, []).append(slot)
@@ -358,8 +373,11 @@ class TenantIndex:
             codes = np.empty((self.capacity, self.dim), np.int8)
             self.quantiser.encode(self.vectors[: self.n], codes[: self.n])
             self.codes = codes
-        if self.bits is None:
+        if self.bits is None and self.tuning.prefilter == "bits" and HAS_POPCOUNT:
             self._bits_from_vectors(self.vectors)
+        slots = SlotsByRowid(self.capacity)
+        slots.set_many((rowid, self.rows[mid][0]) for rowid, mid in self.by_rowid.items())
+        self.slot_by_rowid, self.by_rowid = slots, {}
         self.vectors = None
         self.version += 1
 
@@ -401,6 +419,10 @@ class TenantIndex:
     def hits_by_id(self, hits: Sequence[tuple[int, float]]) -> list[tuple[str, float]]:
         """Keyword hits keyed by SQLite rowid, as memory ids (other tenants' rows dropped)."""
         with self.lock:
+            if self.slot_by_rowid is not None:
+                slots = self.slot_by_rowid
+                found = ((slots.get(rowid), score) for rowid, score in hits)
+                return [(self.ids[slot], score) for slot, score in found if slot >= 0]
             known = self.by_rowid
             return [(known[rowid], score) for rowid, score in hits if rowid in known]
 
@@ -502,8 +524,8 @@ class TenantIndex:
         approx = approx_scores(
             self.codes, self.quantiser.query(q), rows=self.n, idx=chosen, helper=helper
         )
-        keep = top(approx, max(self.tuning.rescore, 4 * k))  # best first, by the codes
-        shortlist, scores = chosen[keep], approx[keep]
+        order = top(approx, max(self.tuning.rescore, 4 * k))  # best first, by the codes
+        shortlist, scores = chosen[order], approx[order]
         # The best few get exact scores from the file; the rest keep their estimate.
         head = min(len(shortlist), self.tuning.file_rescore)
         scores[:head] = self._file_scores(shortlist[:head], q)
