@@ -74,7 +74,8 @@ def elasticsearch_env(url: str, prefix: str = "bench") -> dict[str, str]:
         "MEMORYD_ELASTICSEARCH_URL": url,
         "MEMORYD_ELASTICSEARCH_INDEX_PREFIX": prefix,
         "MEMORYD_ELASTICSEARCH_REPLICAS": "0",
-        # noida-db scans its index per search: on a loaded 2-core machine one search of
-        # a few thousand memories took seconds, past the default 10 s (a 503).
-        "MEMORYD_ELASTICSEARCH_REQUEST_TIMEOUT": "120",
+        # noida-db scans its index per request (docs/elasticsearch.md): on a loaded 2-core
+        # machine one search took seconds at a few thousand memories, past the default
+        # 10 s (a 503), and a minute or more at 100k.
+        "MEMORYD_ELASTICSEARCH_REQUEST_TIMEOUT": "600",
     }

@@ -11,6 +11,14 @@ memoryd's ``Indexer`` (the outbox drain a server's ingest runs before its 200).
 That is the backend's real write path, after the embedding: the documents are
 the ones an ingest through HTTP would write, with the same memory ids, so the
 exact top 10 computed from the SQLite file is the truth for both backends.
+
+``bulk_copy_to_elasticsearch`` writes the same documents (built by the same
+functions: ``_state.commit``, ``_state.pending``, ``_index.index_actions``,
+``_state.mark_applied``) in large ``_bulk`` requests and refreshes once: the
+port path runs at ~7 memories/s on noida-db at 10k and falls as the index
+grows (each request scans the index), so 100k would take hours that way.
+``tests/integration/elasticsearch/test_es_bench_fill.py`` checks that both
+leave identical documents.
 """
 
 from __future__ import annotations
@@ -30,13 +38,21 @@ from memoryd.adapters.storage.elasticsearch import (
     RefreshPolicy,
     open_elasticsearch,
 )
+from memoryd.adapters.storage.elasticsearch import _state as states
+from memoryd.adapters.storage.elasticsearch._codec import to_text
+from memoryd.adapters.storage.elasticsearch._conversations import conversation_doc_id
+from memoryd.adapters.storage.elasticsearch._index import index_actions
 from memoryd.adapters.storage.sqlite import open_sqlite
 from memoryd.core.auth import digest, new_key
 from memoryd.core.indexer import Indexer
 from memoryd.core.ports import ConversationChange
 
+Doc = dict[str, Any]
+
 #: Conversations written at once (each its own commit and drain).
 CONCURRENCY = 4
+#: Memory documents per ``_bulk`` request of :func:`bulk_copy_to_elasticsearch`.
+BATCH = 1000
 
 
 @define
@@ -153,4 +169,110 @@ async def copy_to_elasticsearch(
         seconds=time.perf_counter() - started,
         concurrency=concurrency,
         refresh=refresh,
+    )
+
+
+def bulk_documents(change: ConversationChange, dimension: int) -> list[tuple[Doc, Doc]]:
+    """The documents the port path leaves for ``change`` (a "created" change), as actions.
+
+    ``EsConversationStore.commit`` writes the conversation document with one outbox
+    entry (``_state.commit``), the ``Indexer`` applies that entry's ``IndexChange``
+    (``_state.pending``: the memories' index documents, ``_index.index_actions``) and
+    marks it applied (``_state.mark_applied``): the same functions, called here in
+    that order, give the same documents, written without the round trips.
+    """
+    conv = change.conversation
+    tenant, cid = conv.tenant_id, conv.conversation_id
+    seq = 1
+    state = states.commit(None, change, seq, dimension)
+    applied = states.pending(tenant, cid, state)
+    state = states.mark_applied(state, [p.seq for p in applied])
+    head = {"index": {"_id": conversation_doc_id(tenant, cid), "routing": tenant}}
+    actions: list[tuple[Doc, Doc]] = [
+        (head, states.document(tenant, cid, state, to_text(conv.updated_at)))
+    ]
+    for p in applied:
+        actions += index_actions(p.change, dimension)
+    return actions
+
+
+async def bulk_copy_to_elasticsearch(
+    source_dir: Path,
+    url: str,
+    *,
+    tenant: str,
+    prefix: str = "bench",
+    batch: int = BATCH,
+    log: Any = print,
+) -> EsFillResult:
+    """Load every conversation of ``tenant`` in ``source_dir`` with large ``_bulk`` requests.
+
+    The documents are :func:`bulk_documents`' (the backend's own builders, as the port
+    path writes them); ``refresh=false`` per request, one refresh of each index at
+    the end, two requests in flight. For sizes the port path cannot fill in time on
+    noida-db (~7 memories/s at 10k, falling), not a measure of ingest.
+    """
+    model, dim = model_of(source_dir / DB)
+    source = await open_sqlite(source_dir / DB, model_name=model, dimension=dim, load_index=False)
+    config = ElasticsearchConfig(url=url, index_prefix=prefix, replicas=0, request_timeout=600.0)
+    target = await open_elasticsearch(config, dimension=dim, model_name=model)
+    client = target.cluster.client
+    done = {"conversations": 0, "memories": 0}
+    started = time.perf_counter()
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async def send(kind_actions: list[tuple[str, Doc, Doc]]) -> None:
+        body: list[Doc] = []
+        for kind, action, doc in kind_actions:
+            ((op, meta),) = action.items()
+            body += [{op: {"_index": config.alias(kind), **meta}}, doc]
+        answer = await client.bulk(operations=body, refresh=False)
+        if answer["errors"]:
+            failed = [i for i in answer["items"] if next(iter(i.values())).get("error")]
+            raise RuntimeError(f"{len(failed)} bulk item(s) failed; first: {failed[0]!r}")
+
+    async def flush(pending: list[tuple[str, Doc, Doc]]) -> None:
+        while len(in_flight) >= 2:
+            finished, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            for task in finished:
+                in_flight.discard(task)
+                task.result()
+        in_flight.add(asyncio.create_task(send(pending)))
+
+    try:
+        pending: list[tuple[str, Doc, Doc]] = []
+        memories_pending = 0
+        async for change in changes(source, tenant):
+            actions = bulk_documents(change, dim)
+            pending.append(("conversations", *actions[0]))
+            pending += [("memories", a, d) for a, d in actions[1:]]
+            memories_pending += len(actions) - 1
+            done["conversations"] += 1
+            done["memories"] += len(actions) - 1
+            if memories_pending >= batch:
+                await flush(pending)
+                pending, memories_pending = [], 0
+                if done["memories"] // batch % 10 == 0:
+                    rate = done["memories"] / (time.perf_counter() - started)
+                    log(f"  es bulk load: {done['memories']:,} memories ({rate:.0f}/s) ...")
+        if pending:
+            await flush(pending)
+        for task in list(in_flight):
+            await task
+        for kind in ("conversations", "memories"):
+            await target.cluster.refresh_now(kind)
+        key = new_key()
+        await target.keys.create_key(tenant=tenant, digest=digest(key), label="bench")
+    finally:
+        for task in in_flight:
+            task.cancel()
+        await target.close()
+        await source.close()
+    return EsFillResult(
+        key=key,
+        conversations=done["conversations"],
+        memories=done["memories"],
+        seconds=time.perf_counter() - started,
+        concurrency=2,
+        refresh="bulk",
     )

@@ -33,7 +33,7 @@ from bench import locomo_eval as le
 from bench._corpus import Corpus
 from bench._noida import elasticsearch_env, local_elasticsearch
 from bench.build import run_build
-from bench.es_fill import EsFillResult, copy_to_elasticsearch
+from bench.es_fill import EsFillResult, bulk_copy_to_elasticsearch, copy_to_elasticsearch
 from bench.fill import fill
 from bench.measure import SizeResult
 from bench.scale import Plan, Questions, SizeRun, measure
@@ -48,14 +48,21 @@ async def measure_elasticsearch(
     plan: Plan,
     env: Mapping[str, str],
     work: Path,
+    bulk: bool = False,
     log: Any = print,
 ) -> tuple[SizeRun, EsFillResult]:
-    """Fill a fresh local cluster from ``data_dir``, then measure a memoryd over it."""
+    """Fill a fresh local cluster from ``data_dir``, then measure a memoryd over it.
+
+    ``bulk``: load it with ``bulk_copy_to_elasticsearch`` (the same documents, in
+    large ``_bulk`` requests) instead of the port path (commit + drain per conversation).
+    """
     place = work / f"noida-{label}"
     shutil.rmtree(place, ignore_errors=True)
     with local_elasticsearch(place) as url:
-        log(f"  {label}: filling a local noida-db from {data_dir} through the backend's port ...")
-        filled = await copy_to_elasticsearch(data_dir, url, tenant=tenant, log=log)
+        how = "in bulk (the backend's documents)" if bulk else "through the backend's port"
+        log(f"  {label}: filling a local noida-db from {data_dir} {how} ...")
+        copy = bulk_copy_to_elasticsearch if bulk else copy_to_elasticsearch
+        filled = await copy(data_dir, url, tenant=tenant, log=log)
         log(f"  {label}: {filled.memories:,} memories in {filled.seconds:.0f} s "
             f"({filled.memories_per_second:.0f}/s)")  # fmt: skip
         ran = await measure(
@@ -103,6 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--es-sizes", help="the sizes measured on Elasticsearch (default all)")
     parser.add_argument("--es-searches", type=int, help="searches per column on Elasticsearch")
     parser.add_argument("--es-recall", type=int, help="recall questions on Elasticsearch")
+    parser.add_argument("--es-warmup", type=int, help="warm-up searches on Elasticsearch")
+    parser.add_argument("--es-cached", type=int, help="cached searches on Elasticsearch")
+    parser.add_argument("--es-fill", choices=("port", "bulk"), default="port",
+                        help="fill noida-db through the port, or in bulk")  # fmt: skip
     parser.add_argument("--reuse", action="store_true", help="reuse the data dirs in --work-dir")
     parser.add_argument("--locomo", type=Path, default=le.DEFAULT_PATH)
     args = parser.parse_args(argv)
@@ -127,8 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         dirs[size] = target
     plan = Plan(searches=args.searches, recall=args.recall)
     es_plan = Plan(searches=args.es_searches or args.searches, recall=args.es_recall or args.recall,
-                   warmup=min(plan.warmup, args.es_searches or plan.warmup),
-                   cached=min(plan.cached, args.es_searches or plan.cached))  # fmt: skip
+                   warmup=args.es_warmup if args.es_warmup is not None
+                   else min(plan.warmup, args.es_searches or plan.warmup),
+                   cached=args.es_cached if args.es_cached is not None
+                   else min(plan.cached, args.es_searches or plan.cached))  # fmt: skip
     es_sizes = {int(x) for x in args.es_sizes.split(",")} if args.es_sizes else set(sizes)
     per = plan.warmup + plan.searches + plan.recall  # the cached ones reuse the searched
     rows: list[tuple[str, SizeResult]] = []
@@ -150,11 +163,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 ran, filled = asyncio.run(measure_elasticsearch(
                     name, dirs[size], tenant=build.tenant, questions=questions, plan=es_plan,
-                    env={}, work=work, log=log))  # fmt: skip
+                    env={}, work=work, bulk=args.es_fill == "bulk", log=log))  # fmt: skip
                 es_fills.append(
                     f"{name}: {filled.memories:,} memories ({filled.conversations:,} conversations)"
                     f" in {filled.seconds:.0f} s = {filled.memories_per_second:.0f} memories/s,"
-                    f" {filled.concurrency} conversations in flight"
+                    + (
+                        " (bulk load: 1,000 memories a _bulk, 2 in flight)"
+                        if filled.refresh == "bulk"
+                        else f" {filled.concurrency} conversations in flight"
+                    )
                 )
             rows.append((storage, ran.size))
             (work / "es-scale.md").write_text(_report(rows, es_fills, fills), encoding="utf-8")

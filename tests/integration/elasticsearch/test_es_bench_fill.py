@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bench.es_fill import copy_to_elasticsearch
+from bench.es_fill import bulk_copy_to_elasticsearch, copy_to_elasticsearch
 
 from memoryd.adapters.storage.elasticsearch import open_elasticsearch
 from memoryd.adapters.storage.sqlite import open_sqlite
@@ -102,3 +102,53 @@ async def test_the_copy_holds_the_same_conversations_memories_and_vectors(
     finally:
         await target.close()
         await source.close()
+
+
+async def _documents(url: str, prefix: str) -> dict[str, dict[str, object]]:
+    """Every memory and conversation document under ``prefix``: (kind, _id) -> _source."""
+    from elasticsearch import AsyncElasticsearch
+
+    client = AsyncElasticsearch(url)
+    try:
+        found: dict[str, dict[str, object]] = {}
+        for kind in ("memories", "conversations"):
+            await client.indices.refresh(index=f"{prefix}-{kind}")
+            answer = await client.search(index=f"{prefix}-{kind}", size=100)
+            for hit in answer["hits"]["hits"]:
+                found[f"{kind}/{hit['_id']}"] = hit["_source"]
+        return found
+    finally:
+        await client.close()
+
+
+async def test_the_bulk_load_writes_the_documents_the_port_writes(
+    local_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """``bulk_copy_to_elasticsearch`` (the 100k bench's loader) leaves, document for
+    document, what ``copy_to_elasticsearch`` (commit + the outbox drain) leaves."""
+    vectors = await _source(tmp_path / "memoryd.sqlite3")
+    port, bulk = new_prefix(), new_prefix()
+    url = local_cluster.url
+    await copy_to_elasticsearch(tmp_path, url, tenant="acme", prefix=port, log=lambda _: None)
+    result = await bulk_copy_to_elasticsearch(
+        tmp_path, url, tenant="acme", prefix=bulk, batch=2, log=lambda _: None
+    )
+    assert (result.conversations, result.memories) == (2, 3)
+    want = await _documents(local_cluster.url, port)
+    got = await _documents(local_cluster.url, bulk)
+    assert len(want) == 5  # 3 memories, 2 conversations
+    assert got == want
+    from memoryd.adapters.storage.elasticsearch import ElasticsearchConfig
+
+    config = ElasticsearchConfig(url=local_cluster.url, index_prefix=bulk, replicas=0)
+    target = await open_elasticsearch(config, dimension=DIMENSION, model_name="test-model")
+    try:
+        assert await target.conversations.pending_changes() == []
+        query = IndexQuery(filter=MemoryFilter(tenant_id="acme"), vector=vectors["acme-c2-0"][0],
+                           text="context kite", k=3)  # fmt: skip
+        found = {c.memory_id: c for c in await target.index.search(query)}
+        assert found["acme-c2-0"].keyword_rank == 0
+        assert found["acme-c2-0"].similarity == pytest.approx(1.0, abs=1e-5)
+        assert await target.keys.find_key(digest(result.key)) is not None
+    finally:
+        await target.close()

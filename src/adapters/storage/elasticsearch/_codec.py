@@ -84,6 +84,35 @@ def vectors_from_text(text: str, dims: int) -> F32:
     return flat.reshape(-1, dims).copy()
 
 
+def short_floats(row: F32) -> list[float]:
+    """float32 values as the shortest decimals (6 to 9 significant digits) that read back
+    as the same float32: what a ``dense_vector`` stores is unchanged, and the JSON is ~40%
+    smaller than a double's repr (``0.0123456789`` for ``0.012345678918766975``).
+
+    Vectorised: each value is rounded to d significant digits (``n / 10**k``, the double
+    nearest that decimal, so its repr is the decimal) for the smallest d that converts
+    back to the same float32; 9 digits always do, and any value left (none can be) keeps
+    its exact double.
+    """
+    exact = np.asarray(row, dtype=np.float32).astype(np.float64)
+    out = exact.copy()
+    todo = np.isfinite(exact) & (exact != 0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        magnitude = np.floor(np.log10(np.abs(np.where(todo, exact, 1.0))))
+        for digits in range(6, 10):
+            if not todo.any():
+                break
+            k = (digits - 1 - magnitude).astype(np.int64)
+            # 10**k is exact as a double for 0 <= k <= 22; other magnitudes keep their double.
+            ok = todo & (k >= 0) & (k <= 22)
+            scale = np.power(10.0, np.where(ok, k, 0))
+            rounded = np.round(exact * scale) / scale
+            hit = ok & (rounded.astype(np.float32) == exact.astype(np.float32))
+            out[hit] = rounded[hit]
+            todo &= ~hit
+    return [float(x) for x in out]
+
+
 # --- memories as the store keeps them (in the conversation's document) ---------------------------
 
 
@@ -169,7 +198,7 @@ def index_doc(
         "metadata": dict(metadata),
         "metadata_terms": metadata_terms(metadata),
         "labels": labels(tags, metadata),
-        "pieces": [{"vector": [float(x) for x in row]} for row in rows],
+        "pieces": [{"vector": short_floats(row)} for row in rows],
         "payload": {
             "words": memory.text,
             "scope": scope_list(scope),

@@ -48,6 +48,23 @@ CONTEXT_WEIGHT = 0.35
 KEYWORD_FIELDS = ("text", "context")
 
 
+def index_actions(change: IndexChange, dimension: int) -> list[tuple[Doc, Doc]]:
+    """The ``_bulk`` index actions that write the change's added memories (as ``apply``)."""
+    tenant = change.tenant_id
+    actions: list[tuple[Doc, Doc]] = []
+    for item in change.added:
+        memory = item.memory
+        tags = change.container_tags if change.container_tags is not None else memory.container_tags
+        metadata = change.metadata if change.metadata is not None else memory.metadata
+        source = codec.index_doc(
+            item, tags=tags, metadata=metadata, scope=change.scope, dimension=dimension
+        )
+        actions.append(
+            ({"index": {"_id": codec.memory_doc_id(tenant, memory.id), "routing": tenant}}, source)
+        )
+    return actions
+
+
 def _generation_id(tenant_id: str | None) -> str:
     return doc_id("generation", tenant_id) if tenant_id is not None else "generation-all"
 
@@ -87,22 +104,7 @@ class EsMemoryIndex:
                 },
                 routing=tenant,
             )
-        actions: list[tuple[Doc, Doc | None]] = []
-        for item in change.added:
-            memory = item.memory
-            tags = (
-                change.container_tags
-                if change.container_tags is not None
-                else memory.container_tags
-            )
-            metadata = change.metadata if change.metadata is not None else memory.metadata
-            source = codec.index_doc(
-                item, tags=tags, metadata=metadata, scope=change.scope, dimension=dimension
-            )
-            actions.append(
-                ({"index": {"_id": codec.memory_doc_id(tenant, memory.id), "routing": tenant}},
-                 source)
-            )  # fmt: skip
+        actions = index_actions(change, dimension)
         for start in range(0, len(actions), CHUNK):
             await self.cluster.bulk(KIND, actions[start : start + CHUNK])
         await self._relabel(change)
