@@ -134,23 +134,24 @@ def embed_texts(conversations: Sequence[Conversation], settings: Settings) -> li
     return texts
 
 
-def raw_rate(conversations: Sequence[Conversation], settings: Settings) -> RawRate:
-    """The embedding model alone on the texts memoryd embeds for ``conversations``."""
-    from memoryd.adapters.embedding import local_embedder
+def raw_rate(
+    conversations: Sequence[Conversation], settings: Settings, env: Mapping[str, str] | None = None
+) -> RawRate:
+    """The embedding model alone on the texts memoryd embeds for ``conversations``.
+
+    The model is the one the server's ``env`` configures (``bench._encoder``), opened
+    with its threads and batch size; without ``env``, the one ``settings`` name.
+    """
+    from bench._encoder import open_encoder
 
     texts = embed_texts(conversations, settings)
-    model = local_embedder(
-        settings.embedder if settings.embedder != "openai" else "minilm",
-        threads=settings.embedding_threads,
-        max_batch=settings.embedding_batch_size,
-    ).model
-    model.load()
     batch = settings.embedding_batch_size
-    model.encode(texts[:batch], query=False)  # warm up
-    started = time.perf_counter()
-    for s in range(0, len(texts), batch):
-        model.encode(texts[s : s + batch], query=False)
-    seconds = time.perf_counter() - started
+    with open_encoder(env if env is not None else {"MEMORYD_EMBEDDER": settings.embedder}) as model:
+        model.encode(texts[:batch], query=False)  # warm up
+        started = time.perf_counter()
+        for s in range(0, len(texts), batch):
+            model.encode(texts[s : s + batch], query=False)
+        seconds = time.perf_counter() - started
     return RawRate(
         messages=sum(len(c.messages) for c in conversations),
         texts=len(texts),
@@ -201,7 +202,7 @@ async def build(
             break
         sample.append(c)
     log(f"raw embedder on {sum(len(c.messages) for c in sample)} messages ...")
-    raw = raw_rate(sample, settings)
+    raw = raw_rate(sample, settings, env)
     log(f"  raw: {raw.messages_per_second:.1f} messages/s")
     live = work / "ingest"
     if live.exists():
@@ -297,11 +298,11 @@ async def measure_ingest(
     shutil.rmtree(live, ignore_errors=True)
     with start_server(live, env=env) as server:
         assert server.key is not None
-        before = raw_rate(sample, settings)
+        before = raw_rate(sample, settings, env)
         log(f"  raw before: {before.messages_per_second:.1f} messages/s")
         stage = await ingest_stage(server, server.key, conversations, messages)
         log(f"  memoryd: {stage.messages_per_second:.1f} messages/s")
-        after = raw_rate(sample, settings)
+        after = raw_rate(sample, settings, env)
         log(f"  raw after: {after.messages_per_second:.1f} messages/s")
     shutil.rmtree(live, ignore_errors=True)
     return IngestRun(raw_before=before, raw_after=after, stage=stage)

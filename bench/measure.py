@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -182,13 +182,12 @@ async def recall_at_10(
     return found / (10 * len(queries)) if queries else 0.0
 
 
-def embed_queries(queries: Sequence[str], embedder: str = "minilm") -> F32:
-    """The query vectors, by the same model the server uses."""
-    from memoryd.adapters.embedding import local_embedder
+def embed_queries(queries: Sequence[str], env: Mapping[str, str] | None = None) -> F32:
+    """The query vectors, by the same model the server that ``env`` configures uses."""
+    from bench._encoder import open_encoder
 
-    model = local_embedder("minilm" if embedder == "openai" else embedder).model  # type: ignore[arg-type]
-    model.load()
-    rows = [model.encode([q], query=True)[0] for q in queries]
+    with open_encoder(env or {}) as model:
+        rows = [model.encode([q], query=True)[0] for q in queries]
     return np.asarray(rows, dtype=np.float32)
 
 
@@ -214,3 +213,5 @@ class SizeResult:
     peak_rss_mib: float
     start_seconds: float
     load_average: tuple[float, float, float]
+    #: The vectors' dimension (384: MiniLM and e5; 768: mpnet).
+    dimension: int = 384

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from attrs import define, field
 
 from bench import locomo_eval as le
+from bench._parts import HookedResult
 from bench.build import Build, IngestRun
 from bench.chat import ChatResult
 from bench.contention import FLOOD_CLIENTS, HEALTH_EVERY, TARGET_RATIO, ContentionResult
@@ -43,6 +44,12 @@ class Results:
     contention: ContentionResult | None = None
     #: ``--storage elasticsearch``: each size's copy into a local noida-db (``bench.es_fill``).
     es_fills: list[tuple[str, EsFillResult]] = field(factory=list)
+    #: The embedder the servers ran (``MEMORYD_EMBEDDER``; "": the settings' default).
+    embedder: str = ""
+    #: The parts this run ran, in run order.
+    parts: tuple[str, ...] = ()
+    #: The results of parts hooked in from other modules (``bench.runner.HOOKED``), by name.
+    hooked: dict[str, HookedResult] = field(factory=dict)
 
 
 def _f(x: float, digits: int = 3) -> str:
@@ -134,6 +141,8 @@ def targets(r: Results) -> list[str]:
                          f"≤ {TARGET_RATIO:.0f}×",
                          f"{c.flood_ratio:.2f}× ({_ms(c.flood.p95)} / {_ms(c.idle.p95)} ms)",
                          c.flood_met))  # fmt: skip
+    for hooked in r.hooked.values():
+        rows += hooked.targets
     lines = ["| what | target | measured | |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {_check(d)} |" for a, b, c, d in rows]
     return [*lines, ""]
@@ -337,7 +346,7 @@ def memory_section(r: Results) -> list[str]:
         "|---:|---:|---:|---:|---:|",
     ]
     for s in r.sizes:
-        vectors = s.rows * 384 * 4 / 2**20
+        vectors = s.rows * s.dimension * 4 / 2**20
         lines.append(
             f"| {s.memories:,} | {s.rows:,} | {s.rss_mib:,.0f} MiB | {s.peak_rss_mib:,.0f} MiB "
             f"| {vectors:,.0f} MiB |"
@@ -420,6 +429,8 @@ def render(r: Results) -> str:
         lines += memory_section(r)
     if r.contention:
         lines += contention_section(r.contention)
+    for hooked in r.hooked.values():
+        lines += [*hooked.section, ""]
     if not r.quick and ANALYSIS.exists():
         lines += [ANALYSIS.read_text(encoding="utf-8").rstrip(), ""]
     return "\n".join(lines)
@@ -431,17 +442,58 @@ def _recall(r: Results, group: str, at: int) -> str:
 
 
 def _ingest_rate(r: Results) -> str:
+    """The HTTP ingest rate, and where it was measured."""
     if r.ingest:
-        return f"{r.ingest.messages_per_second:.1f} msg/s"
-    if r.build and not r.build_reused and r.build.seconds:
-        return f"{r.build.messages_per_second:.1f} msg/s (build)"
+        return (
+            f"{r.ingest.messages_per_second:.1f} msg/s "
+            f"({r.ingest.stage.messages:,} messages into a fresh store)"
+        )
+    if r.build and r.build.seconds:
+        reused = f", reused from {r.build.built_at}" if r.build_reused else ""
+        return (
+            f"{r.build.messages_per_second:.1f} msg/s "
+            f"(build to {r.build.messages:,} messages{reused})"
+        )
     return "—"
 
 
+def _raw_rate(r: Results) -> str:
+    """The raw model's rate (documents, in the bench process, the server idle)."""
+    if r.ingest:
+        raw = r.ingest.raw_before
+        return (
+            f"{r.ingest.raw_messages_per_second:.1f} msg/s ({raw.texts / raw.seconds:.0f} texts/s)"
+        )
+    if r.build and r.build.raw.seconds:
+        raw = r.build.raw
+        return f"{raw.messages_per_second:.1f} msg/s ({raw.texts / raw.seconds:.0f} texts/s)"
+    return "—"
+
+
+def _quality_store(r: Results) -> str:
+    q = r.quality
+    if q is None:
+        return "—"
+    return f"{q.memories:,} memories (conv {', '.join(map(str, q.samples))})"
+
+
+def _ran(r: Results) -> str:
+    """The parts a run ran, and at which sizes."""
+    sizes = ", ".join(s.label for s in r.sizes)
+    parts = ", ".join(r.parts) if r.parts else "—"
+    return parts + (f" (at {sizes})" if sizes else "")
+
+
 def embedders_section(runs: Sequence[tuple[str, Results]]) -> list[str]:
-    """One column per embedder: recall (dev and held-out), ingest rate, search p95, RSS."""
+    """One column per embedder: recall (dev and held-out), ingest rate, search p95, RSS.
+
+    Each figure says where it was measured: the quality store's size, the ingest's
+    messages, the data dir size of each latency and RSS row ("—": not run at that size).
+    """
     names = [name for name, _ in runs]
     rows: list[tuple[str, list[str]]] = [
+        ("parts run", [_ran(r) for _, r in runs]),
+        ("recall measured on (LoCoMo store)", [_quality_store(r) for _, r in runs]),
         ("LoCoMo R@5, cat 1-4, dev conv 0-4", [_recall(r, "dev conv 0-4", 1) for _, r in runs]),
         ("LoCoMo R@10, cat 1-4, dev conv 0-4", [_recall(r, "dev conv 0-4", 2) for _, r in runs]),
         ("LoCoMo R@5, cat 1-4, held-out conv 5-9",
@@ -449,12 +501,16 @@ def embedders_section(runs: Sequence[tuple[str, Results]]) -> list[str]:
         ("LoCoMo R@10, cat 1-4, held-out conv 5-9",
          [_recall(r, "held-out conv 5-9", 2) for _, r in runs]),
         ("ingest rate over HTTP", [_ingest_rate(r) for _, r in runs]),
+        ("raw model, documents", [_raw_rate(r) for _, r in runs]),
     ]  # fmt: skip
     # Every size measured; without the latency parts, the rows say "—" (not run).
-    labels = list(dict.fromkeys(s.label for _, r in runs for s in r.sizes)) or [None]
+    labels: list[str | None] = [*dict.fromkeys(s.label for _, r in runs for s in r.sizes)]
+    labels = labels or [None]
     for label in labels:
         by = [{s.label: s for s in r.sizes}.get(label) if label else None for _, r in runs]
         at = f" at {label}" if label else ""
+        rows.append((f"search p50{at}", [f"{_ms(s.unfiltered.p50)} ms" if s else "—"
+                                          for s in by]))  # fmt: skip
         rows.append((f"search p95{at}", [f"{_ms(s.unfiltered.p95)} ms" if s else "—"
                                           for s in by]))  # fmt: skip
         rows.append((f"server RSS{at}", [f"{s.rss_mib:,.0f} MiB" if s else "—"
@@ -462,8 +518,11 @@ def embedders_section(runs: Sequence[tuple[str, Results]]) -> list[str]:
     lines = [
         "## Embedders side by side",
         "",
-        "Each embedder ran every part below on its own data dirs (`--embedder`, "
-        "`MEMORYD_EMBEDDER`); the sections after this one give each run in full.",
+        f"Each embedder ran on its own data dirs (`--embedder`, `MEMORYD_EMBEDDER`): "
+        f"`{names[0]}` the parts of `--only`, each one after it the parts of `--extra-parts` "
+        "at the sizes of `--extra-sizes` (*parts run*). Recall is measured on the LoCoMo "
+        "quality store, search latency and RSS at each data dir size named in the row; "
+        "the sections after this one give each run in full.",
         "",
         "| | " + " | ".join(f"`{n}`" for n in names) + " |",
         "|---|" + "---:|" * len(names),

@@ -7,16 +7,18 @@ import asyncio
 import contextlib
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import attrs
 from attrs import define
 
 from bench import locomo_eval as le
 from bench._corpus import Corpus
 from bench._http import client
 from bench._noida import elasticsearch_env, local_elasticsearch
+from bench._parts import HookedPart, HookedResult, PartContext
 from bench._server import start_server
 from bench.build import measure_ingest, run_build
 from bench.contention import run_contention
@@ -28,7 +30,16 @@ from bench.report import Results
 from bench.scale import Plan, Questions, measure
 
 REPO = Path(__file__).resolve().parent.parent
-PARTS = ("quality", "ingest", "latency", "million", "chat", "load", "contention")
+#: Parts defined elsewhere (``bench._parts``), run after the built-in ones in this order.
+#: Hook one in here: ``from bench.queued import PART`` and list it (queued ingest).
+HOOKED: tuple[HookedPart, ...] = ()
+BUILTIN_PARTS = ("quality", "ingest", "latency", "million", "chat", "load", "contention")
+PARTS = BUILTIN_PARTS + tuple(p.name for p in HOOKED)
+#: What an embedder after the first runs by default (``--extra-parts``): what the issue
+#: compares side by side (recall; ingest rate, search p50/p95 and RSS at one size).
+EXTRA_PARTS = ("quality", "latency")
+#: Messages the raw model embeds before an extra embedder's build (the first: ``raw_messages``).
+EXTRA_RAW_MESSAGES = 500
 #: The parts that ``--storage elasticsearch`` runs (over a local noida-db server).
 ES_PARTS = ("quality", "latency")
 
@@ -99,10 +110,12 @@ def run(
     *,
     command: str = "python -m bench --quick",
     env: Mapping[str, str] | None = None,
+    hooked: Sequence[HookedPart] = HOOKED,
 ) -> Results:
     """Run ``parts`` in ``mode`` with scratch space in ``work``; the results.
 
     ``env`` goes to every memoryd the parts start (``MEMORYD_EMBEDDER``: ``--embedder``).
+    ``hooked``: the parts defined elsewhere (``HOOKED``) that ``parts`` may name.
     """
     env = dict(env or {})
     results = Results(
@@ -111,6 +124,8 @@ def run(
         finished="",
         machine=details(REPO),
         quick=args.quick,
+        embedder=env.get("MEMORYD_EMBEDDER", ""),
+        parts=tuple(p for p in (*BUILTIN_PARTS, *(h.name for h in hooked)) if p in parts),
     )
     results.loads.append(("start", load_average()))
     samples = le.load_locomo(args.locomo)
@@ -190,8 +205,29 @@ def run(
             )  # fmt: skip
             results.sizes.append(ran.size)
             results.loads.append((f"after {label(mode.million)}", load_average()))
+    # Parts hooked in from other modules (``HOOKED``), each on its own.
+    for part in hooked:
+        if part.name not in parts:
+            continue
+        log(f"{part.name}: {part.title} ...")
+        context = PartContext(
+            args=args, mode=mode, quick=bool(args.quick), work=work / part.name, env=env,
+            samples=samples, corpus=corpus, log=log,
+        )  # fmt: skip
+        context.work.mkdir(parents=True, exist_ok=True)
+        value = part.run(context)
+        results.hooked[part.name] = HookedResult(
+            value=value, section=part.section(value), targets=part.targets(value)
+        )
+        results.loads.append((f"after {part.name}", load_average()))
     results.finished = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return results
+
+
+def extra_mode(mode: Mode, sizes: tuple[int, ...] | None = None) -> Mode:
+    """``mode`` for an embedder after the first: ``sizes`` (default: the smallest) only."""
+    chosen = sizes or mode.sizes[:1]
+    return attrs.evolve(mode, sizes=chosen, raw_messages=min(mode.raw_messages, EXTRA_RAW_MESSAGES))
 
 
 def label(size: int) -> str:

@@ -82,10 +82,11 @@ async def measure(
     vectors = read_vectors(run_dir / DB, tenant)
     share = vectors.bucket3 / len(vectors.ids) if vectors.ids else 0.0
     recall_questions = questions.take(plan.recall)
-    query_vectors = embed_queries(recall_questions, env.get("MEMORYD_EMBEDDER", "minilm"))
+    query_vectors = embed_queries(recall_questions, env)
     floor = floor_ms(vectors.matrix, query_vectors)
     memories = len(vectors.ids)
     rows = len(vectors.matrix)
+    dimension = int(vectors.matrix.shape[1])
     log(f"  {label}: {memories:,} memories, floor p50 {floor.p50:.1f} ms; starting memoryd ...")
     started = time.perf_counter()
     with start_server(run_dir, env=env) as server:
@@ -142,6 +143,7 @@ async def measure(
         peak_rss_mib=peak,
         start_seconds=start_seconds,
         load_average=load_average(),
+        dimension=dimension,
     )
     if copy:
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -214,34 +214,10 @@ def test_two_embedders_run_side_by_side(tmp_path: Path) -> None:
     text = out.read_text(encoding="utf-8")
     table = text.split("## Embedders side by side", 1)[1].split("\n## ", 1)[0]
     assert "| | `minilm` | `e5` |" in table
-    assert table.count("| — | — |") == 3  # ingest rate, search p95, RSS: not run here
+    # ingest rate, raw model, search p50, p95, RSS: not run here
+    assert table.count("| — | — |") == 5
     for row in ("R@5, cat 1-4, dev", "R@10, cat 1-4, held-out", "ingest rate", "search p95"):
         assert row in table
     assert "server RSS" in table
     assert "## Embedder `minilm`" in text
     assert "## Embedder `e5`" in text
-
-
-def test_the_mpnet_embedder_runs_the_quality_part(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``--embedder mpnet``: LoCoMo through a server on all-mpnet-base-v2 int8 (no timing)."""
-    from memoryd.adapters.embedding import _mpnet_parts
-    from memoryd.core.errors import ConfigurationError
-
-    try:
-        _mpnet_parts.part_paths()
-    except ConfigurationError as exc:
-        pytest.skip(f"the mpnet parts are not installed: {exc.message}")
-    if not LOCOMO.exists():
-        pytest.skip(f"{LOCOMO} is not there")
-    from bench.__main__ import main
-
-    # the servers build the model into their default cache: here, one of the test's own
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    out = tmp_path / "benchmarks.md"
-    argv = ["--quick", "--locomo", str(LOCOMO), "--only", "quality", "--embedder", "mpnet"]
-    assert main([*argv, "--out", str(out), "--work-dir", str(tmp_path / "work")]) == 0
-    text = out.read_text(encoding="utf-8")
-    assert "Retrieval quality on LoCoMo" in text  # one embedder: one report, no columns
-    assert (tmp_path / "cache" / "memoryd" / "all-mpnet-base-v2-int8-v1" / "model.onnx").exists()
