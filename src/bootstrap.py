@@ -44,12 +44,15 @@ from memoryd.core.memories import MemoryPolicy
 from memoryd.core.ports import (
     ChatModel,
     Embedder,
+    IngestQueue,
     KeyStore,
     PartHandler,
     Reranker,
     StorageBackend,
     TokenCounter,
 )
+from memoryd.core.queue_signal import QueueSignal
+from memoryd.core.queued import IngestWorker
 from memoryd.core.reading import UrlFetcher
 from memoryd.core.retrieval import (
     ContextRule,
@@ -239,6 +242,11 @@ def plugin_host(settings: Settings, extra: Sequence[object] = ()) -> PluginHost:
 # --- the container -------------------------------------------------------------------------------
 
 
+def queued_signal(settings: Settings, signal: QueueSignal) -> QueueSignal | None:
+    """The ingest's queue signal: ``signal`` with ``queued_ingest`` on, else None."""
+    return signal if settings.queued_ingest else None
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
@@ -289,6 +297,8 @@ class Container(containers.DeclarativeContainer):
     indexer = providers.Singleton(
         Indexer, outbox=storage.provided.conversations, index=storage.provided.index
     )
+    #: Wakes the queued-ingest worker; the ingest gets it only with ``queued_ingest`` on.
+    queue_signal = providers.Singleton(QueueSignal)
     ingest = providers.Singleton(
         IngestService,
         store=storage.provided.conversations,
@@ -302,6 +312,7 @@ class Container(containers.DeclarativeContainer):
         filters=filters.provided.drafts,
         max_embed_tokens=settings.provided.max_embed_tokens,
         indexer=indexer,
+        queue=providers.Callable(queued_signal, settings, queue_signal),
     )
     search = providers.Singleton(
         SearchService,
@@ -342,6 +353,45 @@ class Container(containers.DeclarativeContainer):
     )
 
 
+def check_queued_ingest(settings: Settings, backend: StorageBackend) -> None:
+    """Refuse ``queued_ingest`` on a storage backend whose store cannot queue."""
+    if settings.queued_ingest and not isinstance(backend.conversations, IngestQueue):
+        raise ConfigurationError(
+            f"queued_ingest is on, but the storage backend {settings.storage!r} cannot queue "
+            "ingest (its conversation store lacks the IngestQueue capability): set "
+            'queued_ingest = false (MEMORYD_QUEUED_INGEST=0), or use storage = "sqlite"',
+            details={"setting": "queued_ingest", "storage": settings.storage},
+        )
+
+
+def worker_context(container: Container, settings: Settings, backend: StorageBackend) -> Any:
+    """The app's ``cleanup_ctx`` that runs the queued-ingest worker while the app serves.
+
+    It runs on every store that can queue: with ``queued_ingest`` off it finishes
+    what a run with it on left queued, then stops.
+    """
+
+    async def run(_: web.Application) -> AsyncIterator[None]:
+        store = backend.conversations
+        task: asyncio.Task[None] | None = None
+        if isinstance(store, IngestQueue):
+            worker = IngestWorker(
+                ingest=await _resolve(container.ingest()),
+                queue=store,
+                signal=await _resolve(container.queue_signal()),
+                indexer=await _resolve(container.indexer()),
+                forever=settings.queued_ingest,
+            )
+            task = asyncio.create_task(worker.run(), name="memoryd-queued-ingest")
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return run
+
+
 async def _resolve(value: Any) -> Any:
     return await value if asyncio.isfuture(value) or asyncio.iscoroutine(value) else value
 
@@ -375,12 +425,16 @@ async def create_app(
     try:
         await _resolve(container.init_resources())
         services = await _resolve(container.services())
+        backend = await _resolve(container.storage())
+        check_queued_ingest(settings, backend)
         # What a crash (or a failing index) left pending reaches the index before serving.
         await (await _resolve(container.indexer())).replay()
     except BaseException:
         await _resolve(container.shutdown_resources())
         raise
     app = build_app(services, config)
+    # Queued ingest: the memories of queued writes (and of what a crash left queued).
+    app.cleanup_ctx.append(worker_context(container, settings, backend))
     # /v3/documents fetches a URL content only through the guard, when fetch_urls is on.
     app[routes_documents.FETCH] = fetcher(settings)
 
@@ -497,6 +551,9 @@ def server_limits(settings: Settings) -> ServerLimits:
 
 async def serve(settings: Settings) -> None:
     """Run the server until SIGINT/SIGTERM; print its URL (and a first key, on first start)."""
+    from memoryd.adapters._malloc import limit_malloc_arenas
+
+    limit_malloc_arenas()
     limits = server_limits(settings)
     first_key = await _first_key(settings)
     app = await create_app(settings)

@@ -50,6 +50,10 @@ class Settings:
     #: takes a whole LoCoMo conversation (at most ~26k); at the limit a request
     #: costs ~20 s of embedding CPU on 2 cores (bench --only contention).
     max_embed_tokens: int = 32_768
+    #: Whether a write (POST /v4/conversations, /v3/documents) answers once its messages are
+    #: durable, with status ``queued``, and its memories are built and embedded in the
+    #: background (status then ``done``). Off: the write waits for its memories.
+    queued_ingest: bool = False
     #: Seconds a client has to send a whole request head (from connecting, or from the first
     #: byte of a later request on a kept-alive connection); then the connection is closed.
     header_timeout: float = 10.0

@@ -13,9 +13,10 @@ nothing happens; anything else replaces it), with the same tags, quota and
 embed budget. Reads and deletes go through the conversation store with the
 scope rules of :mod:`memoryd.core.conversations`.
 
-Every document is processed while its request waits, so each one is ``done``
-when the answer comes: :data:`STATUS_DONE` and :meth:`DocumentService.processing`
-are the one place a queued ingest would change.
+A document is processed while its request waits, so it is ``done`` when the
+answer comes, unless the setting ``queued_ingest`` is on: then it is
+``queued`` (:func:`status`) until the worker of :mod:`memoryd.core.queued` has
+built its memories, and :meth:`DocumentService.processing` lists it meanwhile.
 """
 
 from __future__ import annotations
@@ -32,12 +33,22 @@ from memoryd.core.errors import FieldError, Forbidden, NotFound, ValidationFaile
 from memoryd.core.filters import Clause
 from memoryd.core.ingest import IngestRequest, IngestResult, IngestService
 from memoryd.core.model import Caller, ContentPart, Conversation, Memory, Message, Scalar
-from memoryd.core.ports import ConversationsById, ConversationStore, MemoryIndex
+from memoryd.core.ports import ConversationsById, ConversationStore, IngestQueue, MemoryIndex
 
 #: A document's processing status, as supermemory names them.
 DocumentStatus: TypeAlias = Literal["queued", "done", "failed"]
-#: What every stored document is: ingest finishes before the request is answered.
+#: A document whose memories are built (every one, without queued ingest).
 STATUS_DONE: DocumentStatus = "done"
+#: A document whose memories are still to be built (queued ingest).
+STATUS_QUEUED: DocumentStatus = "queued"
+#: The most queued documents ``processing`` lists.
+PROCESSING_LIMIT = 1000
+
+
+def status(conversation: Conversation) -> DocumentStatus:
+    """``queued`` while memories of some of its messages are still to be built, else ``done``."""
+    return STATUS_QUEUED if conversation.queued else STATUS_DONE
+
 
 SortField: TypeAlias = Literal["createdAt", "updatedAt"]
 SortOrder: TypeAlias = Literal["asc", "desc"]
@@ -331,6 +342,20 @@ class DocumentService:
         return BulkDeleted(deleted=deleted, errors=tuple(errors))
 
     async def processing(self, caller: Caller) -> tuple[Conversation, ...]:
-        """The caller's documents not yet ``done``: none, as ingest finishes in the request."""
-        del caller
-        return ()
+        """The caller's documents not yet ``done`` (queued ingest), oldest queued first.
+
+        A store without ``IngestQueue`` queues nothing: none.
+        """
+        store = self.store
+        if not isinstance(store, IngestQueue):
+            return ()
+        found: list[Conversation] = []
+        for work in await store.queued(tenant_id=caller.tenant_id, limit=PROCESSING_LIMIT):
+            if caller.tag_limited and work.scope != caller.scope:
+                continue
+            conversation = await store.get_conversation(
+                caller.tenant_id, work.conversation_id, scope=work.scope
+            )
+            if conversation is not None and conversation.queued:
+                found.append(conversation)
+        return tuple(found)

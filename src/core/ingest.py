@@ -37,6 +37,7 @@ from memoryd.core.ports import (
     TokenCharge,
     TokenCounter,
 )
+from memoryd.core.queue_signal import QueueSignal
 from memoryd.core.quota import check_quota
 from memoryd.core.reading import PartReader, UrlFetcher
 from memoryd.core.screening import screen_contexts, screen_drafts
@@ -64,6 +65,8 @@ class IngestResult:
     memories_removed: int
     #: What became of each image and file part of the new messages (read, skipped, ...).
     parts: tuple[PartOutcome, ...] = ()
+    #: Queued ingest: the memories are still to be built (status ``queued``); False: ``done``.
+    queued: bool = False
 
 
 def classify(
@@ -145,6 +148,10 @@ class IngestService:
     indexer: Indexer = field(
         default=Factory(lambda self: Indexer(self.store, self.index), takes_self=True)
     )
+    #: Queued ingest (setting ``queued_ingest``): a write answers once its messages are
+    #: durable, and this signal wakes the worker that builds the memories
+    #: (:mod:`memoryd.core.queued`); None: memories are built while the request waits.
+    queue: QueueSignal | None = None
 
     async def ingest(self, caller: Caller, request: IngestRequest) -> IngestResult:
         tags = resolve_tags(caller, request.container_tags)
@@ -159,6 +166,11 @@ class IngestService:
         kind, start = classify(stored, request.messages)
         messages = self._stored_messages(stored, request.messages, start, now)
         new_messages = messages[start:] if kind != "unchanged" else ()
+        # Memories are built from here: a queued write before this one may have left the
+        # memories of earlier messages unbuilt (a replacing write starts over at 0).
+        pending = existing.pending_from if existing is not None else None
+        build_from = start if pending is None else min(start, pending)
+        queue = self.queue
         # A large request counts its tokens and builds its memories off the event loop
         # (about 0.2 s a MB each), so that other requests are served meanwhile.
         heavy = sum(len(m.message.text) for m in new_messages) > OFF_LOOP_CHARS
@@ -174,32 +186,48 @@ class IngestService:
             created_at=existing.created_at if existing else now,
             updated_at=now,
             scope=scope,
+            pending_from=build_from if queue is not None and build_from < len(messages) else None,
         )
         if (
             kind == "unchanged"
             and existing is not None
             and existing.container_tags == tags
             and dict(existing.metadata) == dict(request.metadata)
+            and (pending is None or queue is not None)
         ):
             # A retry of a request whose index update failed: finish that update first.
             await self.indexer.drain(caller.tenant_id, request.conversation_id)
-            return IngestResult(existing.id, request.conversation_id, kind, 0, 0, 0)
+            if queue is not None and pending is not None:
+                queue.wake()
+            queued = pending is not None
+            return IngestResult(existing.id, request.conversation_id, kind, 0, 0, 0, queued=queued)
 
         removed: tuple[str, ...] = ()
         if kind == "replaced":
             removed = await self.store.memory_ids(
                 caller.tenant_id, request.conversation_id, scope=scope
             )
+        if queue is not None:
+            return await self._queue(
+                queue,
+                conversation=conversation,
+                kind=kind,
+                new_messages=new_messages,
+                start=start,
+                removed=removed,
+                charge=charge,
+                heavy=heavy,
+            )
         drafts: list[MemoryDraft] = []
         updates: list[tuple[int, str]] = []
         outcomes: tuple[PartOutcome, ...] = ()
-        if kind != "unchanged":
+        if build_from < len(messages):
             # Earlier turns are the new memories' context (and they gain the new turns).
             extra, outcomes = await PartReader(self.part_handlers, self.fetcher).texts(
-                messages, max(0, start - self.policy.context_before), report_from=start
+                messages, max(0, build_from - self.policy.context_before), report_from=start
             )
             drafts, updates = await _maybe_off_loop(
-                heavy, self._drafts, messages, start, extra, kind == "appended"
+                heavy, self._drafts, messages, build_from, extra, build_from > 0
             )
             updates = await screen_contexts(self.filters, updates, drafts)
             drafts = await screen_drafts(self.filters, drafts)
@@ -225,6 +253,50 @@ class IngestService:
             memories_added=len(added),
             memories_removed=len(removed),
             parts=outcomes,
+        )
+
+    async def _queue(
+        self,
+        queue: QueueSignal,
+        *,
+        conversation: Conversation,
+        kind: ChangeKind,
+        new_messages: tuple[StoredMessage, ...],
+        start: int,
+        removed: tuple[str, ...],
+        charge: TokenCharge | None,
+        heavy: bool,
+    ) -> IngestResult:
+        """Queued ingest: commit the messages and the pending work; the worker builds memories.
+
+        The embed budget is checked here, on the new messages' text (their image
+        and file parts are read by the worker), so that a refused request stores
+        nothing; the memories a replacing write removes go at once.
+        """
+        drafts = await _maybe_off_loop(
+            heavy, build_memories, conversation.messages, start=start, policy=self.policy
+        )
+        self._check_embed_budget(drafts)
+        await self.store.commit(
+            ConversationChange(
+                kind=kind,
+                conversation=conversation,
+                new_messages=new_messages,
+                added=(),
+                removed_memory_ids=removed,
+                charge=charge,
+            )
+        )
+        await self.indexer.drain(conversation.tenant_id, conversation.conversation_id)
+        queue.wake()
+        return IngestResult(
+            conversation.id,
+            conversation.conversation_id,
+            kind,
+            messages_added=len(new_messages),
+            memories_added=0,
+            memories_removed=len(removed),
+            queued=conversation.pending_from is not None,
         )
 
     @staticmethod

@@ -137,6 +137,15 @@ class Conversation:
     #: by id only the conversations of its own scope (ids are namespaced by scope, as
     #: they are by tenant). Empty: written by a key limited to no tags.
     scope: Scope = ()
+    #: Queued ingest (setting ``queued_ingest``): the position of the first message whose
+    #: memories are still to be built (status ``queued``); None: every message's memories
+    #: are built (status ``done``). A store that keeps it offers ``IngestQueue``.
+    pending_from: int | None = None
+
+    @property
+    def queued(self) -> bool:
+        """Whether memories of some of its messages are still to be built."""
+        return self.pending_from is not None
 
 
 @frozen

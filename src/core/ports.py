@@ -362,6 +362,49 @@ class ConversationsById(Protocol):
         ...
 
 
+@frozen
+class QueuedWork:
+    """A conversation whose memories are still to be built (queued ingest)."""
+
+    tenant_id: str
+    conversation_id: str
+    scope: Scope
+    #: Our id of the conversation: one deleted and made anew is other work.
+    id: str
+    #: The position of the first message whose memories are still to be built.
+    pending_from: int
+    #: Changes with every commit of the conversation: memories built for one
+    #: revision are committed only while the conversation is still at it.
+    revision: int
+
+
+@runtime_checkable
+class IngestQueue(Protocol):
+    """An optional capability of a ``ConversationStore``: queued ingest (``queued_ingest``).
+
+    ``commit`` keeps ``Conversation.pending_from`` of the committed conversation
+    (and reads it back), so a write is durable before its memories are built: a
+    commit with ``pending_from`` set records the work, in the same transaction as
+    the messages. Every commit of a conversation changes its revision.
+    """
+
+    async def queued(self, *, tenant_id: str | None = None, limit: int = 100) -> list[QueuedWork]:
+        """Up to ``limit`` conversations with ``pending_from`` set (of one tenant), oldest first."""
+        ...
+
+    async def complete_queued(self, work: QueuedWork, change: ConversationChange) -> bool:
+        """Commit the memories built for ``work``, if the conversation is still at its revision.
+
+        ``change`` is an ``unchanged`` change of the stored conversation (its
+        ``pending_from`` now None, or a later position) with the memories added
+        and the earlier memories' new keyword contexts; it charges nothing. It
+        is written like ``commit`` (with its outbox entry) in one transaction.
+        False, and nothing written, if the conversation was changed, deleted or
+        made anew since ``work`` was read.
+        """
+        ...
+
+
 class KeyStore(Protocol):
     """API keys and tenants. Keys are looked up by digest, never stored in clear."""
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+import attrs
 from attrs import frozen
 
 from memoryd.core.ingest import embed_drafts, part_texts
@@ -77,7 +78,8 @@ async def reembed_conversation(
     await store.commit(
         ConversationChange(
             kind="replaced",
-            conversation=conversation,
+            # Every memory is rebuilt: nothing stays queued (queued ingest).
+            conversation=attrs.evolve(conversation, pending_from=None),
             new_messages=messages,
             added=added,
             removed_memory_ids=removed,

@@ -37,6 +37,7 @@ from memoryd.core.ports import (
     IndexQuery,
     KeywordHit,
     PendingChange,
+    QueuedWork,
     RerankCandidate,
     TokenCharge,
     Usage,
@@ -160,6 +161,8 @@ class InMemoryStore:
     outbox: list[PendingChange] = field(factory=list)
     #: Every memory as committed (what a rebuild of the index reads back).
     indexed: dict[str, IndexedMemory] = field(factory=dict)
+    #: Each conversation's revision (queued ingest): up by one with every commit of it.
+    revisions: dict[Where, int] = field(factory=dict)
     _seq: int = 0
 
     def _record(self, change: IndexChange) -> None:
@@ -205,6 +208,7 @@ class InMemoryStore:
                     self.keys[digest] = (digest, attrs.evolve(key, used_tokens=used))
         where = (conv.tenant_id, conv.scope, conv.conversation_id)
         self.conversations[where] = conv
+        self.revisions[where] = self.revisions.get(where, 0) + 1
         kept = [m for m in self.memories.get(where, []) if m not in change.removed_memory_ids]
         self.memories[where] = kept + [a.memory.id for a in change.added]
         for mid in change.removed_memory_ids:
@@ -326,6 +330,35 @@ class InMemoryStore:
     async def check(self) -> None:
         if not self.available:
             raise StoreUnavailable()
+
+    # Queued ingest (IngestQueue)
+    async def queued(self, *, tenant_id: str | None = None, limit: int = 100) -> list[QueuedWork]:
+        found = [
+            QueuedWork(
+                tenant_id=tenant,
+                conversation_id=cid,
+                scope=scope,
+                id=conv.id,
+                pending_from=conv.pending_from,
+                revision=self.revisions.get((tenant, scope, cid), 0),
+            )
+            for (tenant, scope, cid), conv in self.conversations.items()
+            if conv.pending_from is not None and tenant_id in (None, tenant)
+        ]
+        return found[:limit]
+
+    async def complete_queued(self, work: QueuedWork, change: ConversationChange) -> bool:
+        where = (work.tenant_id, work.scope, work.conversation_id)
+        conv = self.conversations.get(where)
+        if (
+            conv is None
+            or conv.id != work.id
+            or conv.pending_from is None
+            or self.revisions.get(where, 0) != work.revision
+        ):
+            return False
+        await self.commit(change)
+        return True
 
     # The outbox
     async def pending_changes(

@@ -62,6 +62,7 @@ __all__ = [
     "test_contract_conversations_of",
     "test_contract_deletes",
     "test_contract_filters_equal_brute_force",
+    "test_contract_ingest_queue",
     "test_contract_memory_edits",
     "test_contract_memory_forget",
     "test_contract_outbox_replay",
@@ -532,3 +533,6 @@ from memoryd.testing.contract_memories import (  # noqa: E402
     test_contract_memory_edits,
     test_contract_memory_forget,
 )
+
+# The IngestQueue part (its own module; it reads this one's helpers).
+from memoryd.testing.contract_queue import test_contract_ingest_queue  # noqa: E402

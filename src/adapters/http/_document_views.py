@@ -15,7 +15,7 @@ def _content(c: Conversation) -> str | None:
     return d.document_text(c) or d.source_url(c)
 
 
-def summary_fields(c: Conversation, status: str = d.STATUS_DONE) -> dict[str, Any]:
+def summary_fields(c: Conversation) -> dict[str, Any]:
     """What every listing of a document says of it."""
     return {
         "id": c.id,
@@ -23,7 +23,7 @@ def summary_fields(c: Conversation, status: str = d.STATUS_DONE) -> dict[str, An
         "connectionId": None,
         "containerTags": list(c.container_tags),
         "metadata": dict(c.metadata),
-        "status": status,
+        "status": d.status(c),
         "type": d.document_type(c),
         "title": d.title(c),
         "summary": d.summary(c),
@@ -62,7 +62,7 @@ def document(c: Conversation, memories: list[Memory]) -> dict[str, Any]:
             "source": "memoryd",
             "filepath": None,
             "taskType": "memory",
-            "dreamingStatus": "done",
+            "dreamingStatus": d.status(c),
             "latestRevision": 1,
             "activeContentUpdateId": None,
             "tombstonedAt": None,

@@ -414,7 +414,7 @@ PATHS: dict[str, Any] = {
     },
     "/v3/documents/processing": {
         "get": {
-            "summary": "Documents being processed: none (ingest finishes within the request)",
+            "summary": "Documents being processed: those queued (queued_ingest), oldest first",
             "parameters": [
                 {"name": "view", "in": "query", "schema": {"enum": ["active", "pending", "all"]}},
                 {"name": "containerTags", "in": "query", "schema": {"type": "string"}},
@@ -431,7 +431,7 @@ PATHS: dict[str, Any] = {
             ],
             "responses": {
                 "200": {
-                    "description": "None",
+                    "description": "The queued documents (none with queued_ingest off)",
                     **_json(
                         {
                             "type": "object",

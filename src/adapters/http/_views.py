@@ -15,7 +15,7 @@ def ingest_result(result: IngestResult) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": result.id,
         "conversationId": result.conversation_id,
-        "status": "done",
+        "status": "queued" if result.queued else "done",
         "action": result.kind,
         "messagesAdded": result.messages_added,
         "memoriesAdded": result.memories_added,
@@ -85,6 +85,7 @@ def conversation(c: Conversation) -> dict[str, Any]:
         "metadata": dict(c.metadata),
         "createdAt": iso(c.created_at),
         "updatedAt": iso(c.updated_at),
+        "status": "queued" if c.queued else "done",
         "messages": [message(m) for m in c.messages],
     }
 

@@ -311,7 +311,10 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "string"},
             "conversationId": {"type": "string"},
-            "status": {"const": "done"},
+            "status": {
+                "enum": ["queued", "done"],
+                "description": "queued: the memories are built in the background (queued_ingest)",
+            },
             "action": {"enum": ["created", "unchanged", "appended", "replaced"]},
             "messagesAdded": {"type": "integer"},
             "memoriesAdded": {"type": "integer"},
@@ -348,6 +351,7 @@ SCHEMAS: dict[str, Any] = {
             "metadata": {"type": "object"},
             "createdAt": TIME,
             "updatedAt": TIME,
+            "status": {"enum": ["queued", "done"]},
             "messages": {"type": "array", "items": _ref("Message")},
         },
     },

@@ -28,6 +28,7 @@ from memoryd.adapters.http._multipart import FormPart, read_form
 from memoryd.core.document_search import DocumentSearch
 from memoryd.core.documents import DocumentIn, DocumentService
 from memoryd.core.errors import FieldError, MemorydError, ValidationFailed
+from memoryd.core.ingest import IngestResult
 from memoryd.core.model import ContentPart
 
 __all__ = ["FETCH", "PATHS", "SCHEMAS", "routes"]
@@ -84,8 +85,8 @@ async def _parts(request: web.Request, content: str) -> tuple[ContentPart, ...]:
     )
 
 
-def _added(result_id: str) -> dict[str, Any]:
-    return {"id": result_id, "status": "done"}
+def _added(result: IngestResult) -> dict[str, Any]:
+    return {"id": result.id, "status": "queued" if result.queued else "done"}
 
 
 @routes.post("/v3/documents")
@@ -105,7 +106,7 @@ async def add_document(request: web.Request) -> web.Response:
             said_at=body.documentDate,
         ),
     )
-    return web.json_response(_added(result.id))
+    return web.json_response(_added(result))
 
 
 @routes.post("/v3/documents/batch")
@@ -134,7 +135,7 @@ async def add_documents(request: web.Request) -> web.Response:
                 failed["url"] = item.content
             results.append(failed)
         else:
-            results.append(_added(result.id))
+            results.append(_added(result))
     failures = sum(1 for r in results if r["status"] == "error")
     return web.json_response(
         {"results": results, "success": len(results) - failures, "failed": failures}
@@ -193,7 +194,7 @@ async def upload_file(request: web.Request) -> web.Response:
             metadata=body.metadata,
         ),
     )
-    return web.json_response(_added(result.id))
+    return web.json_response(_added(result))
 
 
 @routes.get("/v3/documents/processing")
@@ -205,7 +206,13 @@ async def list_processing(request: web.Request) -> web.Response:
         "totalCount": len(found),
     }
     if view == "all":
-        out["pagination"] = {"currentPage": 1, "limit": 10, "totalItems": 0, "totalPages": 0}
+        total = len(found)
+        out["pagination"] = {
+            "currentPage": 1,
+            "limit": max(total, 10),
+            "totalItems": total,
+            "totalPages": 1 if total else 0,
+        }
     return web.json_response(out)
 
 
@@ -253,7 +260,7 @@ async def update_document(request: web.Request) -> web.Response:
     result = await _documents(request).update(
         caller(request), request.match_info["id"], ds.patch_to_core(body, parts)
     )
-    return web.json_response(_added(result.id))
+    return web.json_response(_added(result))
 
 
 @routes.delete("/v3/documents/{id}")

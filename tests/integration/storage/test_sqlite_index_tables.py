@@ -142,7 +142,7 @@ async def test_a_version_4_file_gets_speakers_and_an_index_of_its_own(db_path: P
     finally:
         await backend.close()
     with sqlite3.connect(db_path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         assert "memories_fts" not in names
         assert {"index_memories", "index_fts"} <= names

@@ -169,7 +169,7 @@ async def test_a_version_1_file_is_migrated_and_its_memories_stay_searchable(
     finally:
         await migrated.close()
     with sqlite3.connect(db_path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
 
 
 async def test_the_keyword_side_runs_alone_and_its_hits_feed_the_search(

@@ -12,6 +12,7 @@ from attrs import define
 from memoryd.adapters.storage.sqlite import _codec as codec
 from memoryd.adapters.storage.sqlite import _memory_edits as edits
 from memoryd.adapters.storage.sqlite import _outbox as outbox
+from memoryd.adapters.storage.sqlite import _queue as queue
 from memoryd.adapters.storage.sqlite._citations import forget_cited
 from memoryd.adapters.storage.sqlite._codec import chunks, marks, scope_from_text, scope_text
 from memoryd.adapters.storage.sqlite._db import Database, transaction
@@ -22,6 +23,7 @@ from memoryd.core.ports import (
     IndexChange,
     IndexedMemory,
     PendingChange,
+    QueuedWork,
     TokenCharge,
 )
 from memoryd.core.quota import check_quota
@@ -58,13 +60,13 @@ class SqliteConversationStore:
             with transaction(conn, write=False):
                 row = conn.execute(
                     # Constant clauses; the tenant, id and scope are bound parameters.
-                    "SELECT rowid, id, tags, metadata, created_at, updated_at, scope"  # noqa: S608
-                    f" FROM conversations WHERE {where}",
+                    "SELECT rowid, id, tags, metadata, created_at, updated_at, scope,"  # noqa: S608
+                    f" pending_from FROM conversations WHERE {where}",
                     params,
                 ).fetchone()
                 if row is None:
                     return None
-                rowid, cid, tags, metadata, created, updated, stored_scope = row
+                rowid, cid, tags, metadata, created, updated, stored_scope, pending = row
                 messages = conn.execute(
                     f"SELECT {codec.MESSAGE_COLUMNS} FROM messages"  # noqa: S608 - constant
                     " WHERE conversation = ? ORDER BY position",
@@ -80,6 +82,7 @@ class SqliteConversationStore:
                 created_at=codec.from_text(created),
                 updated_at=codec.from_text(updated),
                 scope=scope_from_text(stored_scope),
+                pending_from=pending,
             )
 
         return await self.db.read(run)
@@ -216,6 +219,26 @@ class SqliteConversationStore:
             partial(edits.forget_memories, tenant_id=tenant_id, memory_ids=ids)
         )
 
+    # Queued ingest (``IngestQueue``): see ``_queue``.
+
+    async def queued(self, *, tenant_id: str | None = None, limit: int = 100) -> list[QueuedWork]:
+        """Conversations whose memories are still to be built, oldest first."""
+        return await self.db.read(partial(queue.queued, tenant_id=tenant_id, limit=limit))
+
+    async def complete_queued(self, work: QueuedWork, change: ConversationChange) -> bool:
+        """Commit the memories built for ``work`` if the conversation is still at its revision."""
+        dimension = self.dimension
+
+        def run(conn: sqlite3.Connection) -> bool:
+            with transaction(conn, write=True):
+                if not queue.is_current(conn, work):
+                    return False
+                _write_change(conn, change, dimension)
+                outbox.record(conn, index_change(change))
+            return True
+
+        return await self.db.write(run)
+
     async def check(self) -> None:
         """Raise ``StoreUnavailable`` unless the file can be read and written."""
 
@@ -309,12 +332,13 @@ def _conversations_batch(
 ) -> tuple[list[Conversation], int]:
     with transaction(conn, write=False):
         rows = conn.execute(
-            "SELECT rowid, id, conversation_id, tags, metadata, created_at, updated_at, scope"
-            " FROM conversations WHERE tenant_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
+            "SELECT rowid, id, conversation_id, tags, metadata, created_at, updated_at, scope,"
+            " pending_from FROM conversations WHERE tenant_id = ? AND rowid > ?"
+            " ORDER BY rowid LIMIT ?",
             (tenant_id, after, CONVERSATIONS_BATCH),
         ).fetchall()
         found: list[Conversation] = []
-        for rowid, cid, conversation_id, tags, metadata, created, updated, scope in rows:
+        for rowid, cid, conversation_id, tags, metadata, created, updated, scope, pending in rows:
             messages = conn.execute(
                 f"SELECT {codec.MESSAGE_COLUMNS} FROM messages"  # noqa: S608 - constant
                 " WHERE conversation = ? ORDER BY position",
@@ -331,6 +355,7 @@ def _conversations_batch(
                     created_at=codec.from_text(created),
                     updated_at=codec.from_text(updated),
                     scope=scope_from_text(scope),
+                    pending_from=pending,
                 )
             )
     return found, int(rows[-1][0]) if rows else after
@@ -357,11 +382,11 @@ def _write_change(conn: sqlite3.Connection, change: ConversationChange, dim: int
     updated = codec.to_text(conv.updated_at)
     scope = scope_text(conv.scope)
     row = conn.execute(
-        "INSERT INTO conversations"
-        " (id, tenant_id, conversation_id, scope, tags, metadata, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO conversations (id, tenant_id, conversation_id, scope, tags, metadata,"
+        " created_at, updated_at, pending_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (tenant_id, conversation_id, scope) DO UPDATE SET"
-        " tags = excluded.tags, metadata = excluded.metadata, updated_at = excluded.updated_at"
+        " tags = excluded.tags, metadata = excluded.metadata, updated_at = excluded.updated_at,"
+        " pending_from = excluded.pending_from, revision = revision + 1"
         " RETURNING rowid",
         (
             conv.id,
@@ -372,6 +397,7 @@ def _write_change(conn: sqlite3.Connection, change: ConversationChange, dim: int
             metadata,
             codec.to_text(conv.created_at),
             updated,
+            conv.pending_from,
         ),
     ).fetchone()
     rowid = int(row[0])

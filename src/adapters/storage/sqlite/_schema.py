@@ -310,6 +310,18 @@ AFTER UPDATE OF searched, context, tags, tenant_id ON index_memories BEGIN
 END;
 """
 
+# Version 6: queued ingest (setting ``queued_ingest``). ``pending_from`` is the
+# position of the first message whose memories are still to be built (NULL: all
+# are built), written in the same transaction as the messages; ``revision`` goes
+# up with every commit of the conversation, so that memories built in the
+# background for one revision are committed only while it is current
+# (``SqliteConversationStore.complete_queued``). The partial index finds the queue.
+_V6 = """
+ALTER TABLE conversations ADD COLUMN pending_from INTEGER;
+ALTER TABLE conversations ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX conversations_queued ON conversations (tenant_id) WHERE pending_from IS NOT NULL;
+"""
+
 _SPOKEN = re.compile(r"\[(\d{1,2} [A-Z][a-z]+ \d{4})\] ([^:\n]{1,255}): (.*)", re.DOTALL)
 
 
@@ -335,6 +347,7 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
     (_V3,),
     (_V4,),
     (_V5_BEFORE, _split_speakers, _V5_AFTER),
+    (_V6,),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
