@@ -103,6 +103,25 @@ async def changes(source: Any, tenant: str) -> AsyncIterator[ConversationChange]
         )
 
 
+async def _open_both(source_dir: Path, config: ElasticsearchConfig) -> tuple[Any, Any, int]:
+    """The SQLite data dir (its index not loaded), the cluster, and their vectors' dimension."""
+    model, dim = model_of(source_dir / DB)
+    source = await open_sqlite(source_dir / DB, model_name=model, dimension=dim, load_index=False)
+    try:
+        target = await open_elasticsearch(config, dimension=dim, model_name=model)
+    except BaseException:
+        await source.close()
+        raise
+    return source, target, dim
+
+
+async def _bench_key(target: Any, tenant: str) -> str:
+    """A new API key for ``tenant``, stored in the cluster."""
+    key = new_key()
+    await target.keys.create_key(tenant=tenant, digest=digest(key), label="bench")
+    return key
+
+
 async def copy_to_elasticsearch(
     source_dir: Path,
     url: str,
@@ -118,12 +137,10 @@ async def copy_to_elasticsearch(
     ``refresh`` is the writer's ``elasticsearch_refresh`` (the same documents either
     way; on noida-db under load ``true`` was no faster: 56 against 58 memories/s).
     """
-    model, dim = model_of(source_dir / DB)
-    source = await open_sqlite(source_dir / DB, model_name=model, dimension=dim, load_index=False)
     config = ElasticsearchConfig(
         url=url, index_prefix=prefix, replicas=0, request_timeout=60.0, refresh=refresh
     )
-    target = await open_elasticsearch(config, dimension=dim, model_name=model)
+    source, target, _ = await _open_both(source_dir, config)
     queue: asyncio.Queue[ConversationChange | None] = asyncio.Queue(maxsize=2 * concurrency)
     done = {"conversations": 0, "memories": 0}
     started = time.perf_counter()
@@ -157,8 +174,7 @@ async def copy_to_elasticsearch(
         left = await Indexer(target.conversations, target.index).drain()
         if left:
             log(f"  es fill: {left} pending entries applied at the end")
-        key = new_key()
-        await target.keys.create_key(tenant=tenant, digest=digest(key), label="bench")
+        key = await _bench_key(target, tenant)
     finally:
         await target.close()
         await source.close()
@@ -212,10 +228,8 @@ async def bulk_copy_to_elasticsearch(
     the end, two requests in flight. For sizes the port path cannot fill in time on
     noida-db (~7 memories/s at 10k, falling), not a measure of ingest.
     """
-    model, dim = model_of(source_dir / DB)
-    source = await open_sqlite(source_dir / DB, model_name=model, dimension=dim, load_index=False)
     config = ElasticsearchConfig(url=url, index_prefix=prefix, replicas=0, request_timeout=600.0)
-    target = await open_elasticsearch(config, dimension=dim, model_name=model)
+    source, target, dim = await _open_both(source_dir, config)
     client = target.cluster.client
     done = {"conversations": 0, "memories": 0}
     started = time.perf_counter()
@@ -261,8 +275,7 @@ async def bulk_copy_to_elasticsearch(
             await task
         for kind in ("conversations", "memories"):
             await target.cluster.refresh_now(kind)
-        key = new_key()
-        await target.keys.create_key(tenant=tenant, digest=digest(key), label="bench")
+        key = await _bench_key(target, tenant)
     finally:
         for task in in_flight:
             task.cancel()
