@@ -12,14 +12,16 @@ build new conversations from them, deterministically (a seeded generator):
   text of a corpus is distinct (no two memories embed the same text);
 - questions are LoCoMo's questions with the names renamed and, for variety,
   one of a few conversational lead-ins; every question of a set is distinct
-  after case and spacing are folded, so the search cache never answers one.
+  after case and spacing are folded, so the search cache never answers one;
+- queries of chat-message length are LoCoMo's turns, renamed, distinct in the
+  same way (chat searches with the user's whole message).
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -158,24 +160,44 @@ class Corpus:
 
     def questions(self, count: int, *, seed: int = 0) -> list[str]:
         """``count`` distinct questions (after case and spacing folding), in a seeded order."""
-        rng = random.Random(self.seed * 31 + seed)
-        base = [(s, q.question) for s in self.samples for q in s.questions]
-        out: list[str] = []
-        seen: set[str] = set()
-        tries = 0
-        while len(out) < count and tries < 50 * count + 1000:
-            tries += 1
-            _, question = rng.choice(base)
-            lead = rng.choice(LEAD_INS)
+        base = [q.question for s in self.samples for q in s.questions]
+
+        def draw(rng: random.Random) -> str:
+            question, lead = rng.choice(base), rng.choice(LEAD_INS)
             text = self.renamer(rng)(question)
-            if lead:
-                text = lead + text[:1].lower() + text[1:]
-            key = " ".join(text.split()).casefold()
-            if key in seen:
-                continue
-            seen.add(key)
-            out.append(text)
-        return out
+            return lead + text[:1].lower() + text[1:] if lead else text
+
+        return _distinct(count, random.Random(self.seed * 31 + seed), draw)
+
+    def turn_queries(self, count: int, *, seed: int = 0) -> list[str]:
+        """``count`` distinct LoCoMo turns, renamed: queries of chat-message length.
+
+        Chat searches with the user's whole message, which is longer than a
+        question; these are the samples' turns as the speakers said them, renamed
+        as the conversations are.
+        """
+        base = [t.text for turns in self.turns for t in turns if t.text.strip()]
+        return _distinct(
+            count,
+            random.Random(self.seed * 37 + seed),
+            lambda rng: self.renamer(rng)(rng.choice(base)),
+        )
+
+
+def _distinct(count: int, rng: random.Random, draw: Callable[[random.Random], str]) -> list[str]:
+    """Up to ``count`` texts from ``draw``, distinct after case and spacing folding."""
+    out: list[str] = []
+    seen: set[str] = set()
+    tries = 0
+    while len(out) < count and tries < 50 * count + 1000:
+        tries += 1
+        text = draw(rng)
+        key = " ".join(text.split()).casefold()
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(text)
+    return out
 
 
 def locomo_sessions(sample: Sample) -> Iterator[tuple[str, list[dict[str, Any]], str]]:

@@ -6,6 +6,8 @@ For one data dir and one running server:
   embedding included), one request at a time, every query distinct so that
   the search cache never answers (a separate line shows cache hits);
 - the same with a metadata filter that keeps about 10% of the memories;
+- the same, unfiltered, for queries of chat-message length (LoCoMo turns),
+  since chat searches with the user's whole message;
 - ``floor``: one exact float32 scan of the tenant's vectors (a matrix-vector
   product split over the machine's cores, plus the top-10), timed in this
   process over the vectors read from the SQLite file;
@@ -215,3 +217,8 @@ class SizeResult:
     load_average: tuple[float, float, float]
     #: The vectors' dimension (384: MiniLM and e5; 768: mpnet).
     dimension: int = 384
+    #: Unfiltered latency for queries of chat-message length (LoCoMo turns), client and server.
+    turns: Latency | None = None
+    turns_server: Latency | None = None
+    #: Their median length in words.
+    turn_words: int = 0

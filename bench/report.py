@@ -88,8 +88,46 @@ def _cat14(tables: Mapping[str, Sequence[le.Summary]], group: str) -> le.Summary
     return None
 
 
+Row = tuple[str, str, str, bool | None]
+
+
+def _size_targets(sizes: Sequence[SizeResult]) -> list[Row]:
+    """The latency, recall and memory targets of the sizes measured."""
+    rows: list[Row] = []
+    by_label = {s.label: s for s in sizes}
+    big = by_label.get("100k")
+    if big:
+        rows.append(("search p95 at 100k", "≤ 15 ms", f"{_ms(big.unfiltered.p95)} ms",
+                     big.unfiltered.p95 <= 15))  # fmt: skip
+        if big.turns:
+            rows.append(("search p95 at 100k, chat-message-length queries (LoCoMo turns)",
+                         "≤ 15 ms", f"{_ms(big.turns.p95)} ms", big.turns.p95 <= 15))  # fmt: skip
+        ratio = big.unfiltered.p95 / big.floor.p50 if big.floor.p50 else 0.0
+        rows.append(("search p95 / fp32 floor at 100k", "≤ 3×", f"{ratio:.2f}×", ratio <= 3))
+    million = by_label.get("1M")
+    if million:
+        rows.append(("search p95 at 1M (issue 4 asked ≤ 60 ms)", f"≤ {MILLION_P95_MS} ms",
+                     f"{_ms(million.unfiltered.p95)} ms",
+                     million.unfiltered.p95 <= MILLION_P95_MS))  # fmt: skip
+        rows.append(("memoryd RSS at 1M, after the searches", "≤ 1.5 GB (1,431 MiB)",
+                     f"{million.rss_mib:,.0f} MiB", million.rss_mib * 2**20 <= 1.5e9))  # fmt: skip
+        rows.append(("recall@10 vs exact at 1M (index / fused results)", "≥ 0.99",
+                     f"{_f(million.dense_recall)} / {_f(million.recall)}",
+                     million.dense_recall >= 0.99))  # fmt: skip
+    for s in sizes:
+        rows.append((f"filtered (~10%) p95 at {s.label} not worse than unfiltered",
+                     f"≤ {_ms(s.unfiltered.p95)} ms", f"{_ms(s.filtered.p95)} ms",
+                     s.filtered.p95 <= s.unfiltered.p95))  # fmt: skip
+    return rows
+
+
+#: Issue 12's targets where they tightened issue 4's (60 and 30 ms).
+MILLION_P95_MS = 30
+CHAT_P95_MS = 20
+
+
 def targets(r: Results) -> list[str]:
-    rows: list[tuple[str, str, str, bool | None]] = []
+    rows: list[Row] = []
     if r.quality:
         all14 = _cat14(r.quality.memoryd, "all conv 0-9")
         held = _cat14(r.quality.memoryd, "held-out conv 5-9")
@@ -100,32 +138,17 @@ def targets(r: Results) -> list[str]:
             rows.append(("LoCoMo R@10, cat 1-4 (all / held-out 5-9)", "≥ 0.85",
                          f"{_f(all14.recalls[2])} / {_f(held.recalls[2]) if held else '—'}",
                          all14.recalls[2] >= 0.85))  # fmt: skip
-    by_label = {s.label: s for s in r.sizes}
-    big = by_label.get("100k")
-    if big:
-        rows.append(("search p95 at 100k", "≤ 15 ms", f"{_ms(big.unfiltered.p95)} ms",
-                     big.unfiltered.p95 <= 15))  # fmt: skip
-        ratio = big.unfiltered.p95 / big.floor.p50 if big.floor.p50 else 0.0
-        rows.append(("search p95 / fp32 floor at 100k", "≤ 3×", f"{ratio:.2f}×", ratio <= 3))
-    million = by_label.get("1M")
-    if million:
-        rows.append(("search p95 at 1M", "≤ 60 ms", f"{_ms(million.unfiltered.p95)} ms",
-                     million.unfiltered.p95 <= 60))  # fmt: skip
-        rows.append(("recall@10 vs exact at 1M (index / fused results)", "≥ 0.99",
-                     f"{_f(million.dense_recall)} / {_f(million.recall)}",
-                     million.dense_recall >= 0.99))  # fmt: skip
-    for s in r.sizes:
-        rows.append((f"filtered (~10%) p95 at {s.label} not worse than unfiltered",
-                     f"≤ {_ms(s.unfiltered.p95)} ms", f"{_ms(s.filtered.p95)} ms",
-                     s.filtered.p95 <= s.unfiltered.p95))  # fmt: skip
+    rows += _size_targets(r.sizes)
     if r.ingest:
         share = r.ingest.share
         rows.append(("ingest / raw embedder", "≥ 80%", f"{share * 100:.0f}%", share >= 0.8))
     if r.chat and r.chat.available:
-        rows.append(("chat: p95 to the annotations line at 100k", "≤ 30 ms",
-                     f"{_ms(r.chat.latency.p95)} ms", r.chat.latency.p95 <= 30))  # fmt: skip
+        rows.append(("chat: p95 to the annotations line at 100k (issue 4 asked ≤ 30 ms)",
+                     f"≤ {CHAT_P95_MS} ms", f"{_ms(r.chat.latency.p95)} ms",
+                     r.chat.latency.p95 <= CHAT_P95_MS))  # fmt: skip
     elif r.chat:
-        rows.append(("chat: p95 to the annotations line at 100k", "≤ 30 ms", r.chat.note, None))
+        rows.append(("chat: p95 to the annotations line at 100k", f"≤ {CHAT_P95_MS} ms",
+                     r.chat.note, None))  # fmt: skip
     if r.load:
         ok = r.load.throughput >= 150 and r.load.errors == 0
         rows.append((f"load: {r.load.clients} clients, {r.load.seconds:.0f} s at 100k",
@@ -212,6 +235,7 @@ def latency_section(r: Results) -> list[str]:
             f"| {_f(s.dense_recall)} / {_f(s.recall)} (n={s.recall_queries}) "
             f"| {s.rss_mib:,.0f} MiB |"
         )
+    lines += turns_table(r.sizes)
     lines += [
         "",
         f"Each latency row: {r.sizes[0].unfiltered.count if r.sizes else 0} distinct questions "
@@ -243,6 +267,31 @@ def latency_section(r: Results) -> list[str]:
             + ".",
             "",
         ]
+    return lines
+
+
+def turns_table(sizes: Sequence[SizeResult]) -> list[str]:
+    """Unfiltered latency for queries of chat-message length, beside the questions'."""
+    rows = [s for s in sizes if s.turns]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Queries of chat-message length (chat searches with the user's whole message): "
+        "LoCoMo turns, renamed, every one distinct, unfiltered, searched after the "
+        "questions above on the same server.",
+        "",
+        "| memories | queries | words p50 | p50 | p95 | p99 | server p50 / p95 | questions' p95 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in rows:
+        t, ts = s.turns, s.turns_server
+        assert t is not None
+        assert ts is not None
+        lines.append(
+            f"| {s.memories:,} | {t.count} | {s.turn_words} | {_ms(t.p50)} | {_ms(t.p95)} "
+            f"| {_ms(t.p99)} | {_ms(ts.p50)} / {_ms(ts.p95)} | {_ms(s.unfiltered.p95)} |"
+        )
     return lines
 
 

@@ -158,6 +158,7 @@ def run(
         results.build, results.build_reused = build, reused
         results.loads.append(("after building the data dirs", load_average()))
         questions = Questions(corpus.questions(_questions_needed(mode)))
+        turns = Questions(corpus.turn_queries(_turns_needed(mode)))
         for size in mode.sizes if parts & {"latency", "chat", "load"} else ():
             last = size == mode.sizes[-1]
             plan = mode.plan
@@ -184,7 +185,7 @@ def run(
                 ran = asyncio.run(
                     measure(label(size), Path(build.dirs[size]), key=build.key,
                             tenant=build.tenant, questions=questions, plan=plan, env=env,
-                            work=work, log=log)
+                            work=work, log=log, turns=turns)
                 )  # fmt: skip
             results.sizes.append(ran.size)
             results.chat = ran.chat or results.chat
@@ -201,7 +202,7 @@ def run(
             ran = asyncio.run(
                 measure(label(mode.million), target, key=build.key, tenant=build.tenant,
                         questions=questions, plan=mode.million_plan, env=env, work=work,
-                        copy=False, log=log)
+                        copy=False, log=log, turns=turns)
             )  # fmt: skip
             results.sizes.append(ran.size)
             results.loads.append((f"after {label(mode.million)}", load_average()))
@@ -242,6 +243,11 @@ def _questions_needed(mode: Mode) -> int:
     per = mode.plan.warmup + mode.plan.searches + mode.plan.recall
     million = mode.million_plan.warmup + mode.million_plan.searches + mode.million_plan.recall
     return per * len(mode.sizes) + million + mode.chat + mode.load_queries
+
+
+def _turns_needed(mode: Mode) -> int:
+    """Chat-message-length queries: one set of searches per size and for the million."""
+    return mode.plan.searches * len(mode.sizes) + mode.million_plan.searches
 
 
 async def quality(

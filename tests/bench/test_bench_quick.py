@@ -98,6 +98,11 @@ def test_every_size_reports_latency_recall_and_memory(quick: Results) -> None:
     for s in quick.sizes:
         assert s.unfiltered.count == s.filtered.count == QUICK.plan.searches
         assert s.cached.count == QUICK.plan.cached
+        # Queries of chat-message length too: LoCoMo turns, longer than the questions.
+        assert s.turns is not None
+        assert s.turns_server is not None
+        assert s.turns.count == s.turns_server.count == QUICK.plan.searches
+        assert s.turn_words > 12
         assert 0.0 <= s.recall <= 1.0
         # Small enough to scan exactly: the index alone finds the exact top 10.
         assert s.dense_recall >= 0.99
@@ -138,6 +143,9 @@ def test_the_report_has_every_section(quick: Results, tmp_path: Path) -> None:
     for heading in headings:
         assert heading in text
     assert "quick mode" in text
+    assert "Queries of chat-message length" in text
+    assert "chat-message-length queries" not in text  # its target row: only at 100k
+    assert "memoryd RSS at 1M" not in text  # nor 1M's: the quick mode's largest is 3k
 
 
 async def test_the_asyncio_load_client_works_without_wrk(tmp_path: Path) -> None:
