@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import statistics
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -194,6 +195,23 @@ def embed_queries(queries: Sequence[str], env: Mapping[str, str] | None = None) 
 
 
 @define
+class TurnLatency:
+    """Queries of chat-message length: client and server latency, median words a query."""
+
+    client: Latency
+    server: Latency
+    words: int
+
+
+async def turn_latencies(api: Client, queries: Sequence[str]) -> TurnLatency | None:
+    """``latencies`` for chat-message-length queries (None: none given)."""
+    if not queries:
+        return None
+    client, server = await latencies(api, queries)
+    return TurnLatency(client, server, int(statistics.median(len(q.split()) for q in queries)))
+
+
+@define
 class SizeResult:
     label: str
     memories: int
@@ -217,8 +235,5 @@ class SizeResult:
     load_average: tuple[float, float, float]
     #: The vectors' dimension (384: MiniLM and e5; 768: mpnet).
     dimension: int = 384
-    #: Unfiltered latency for queries of chat-message length (LoCoMo turns), client and server.
-    turns: Latency | None = None
-    turns_server: Latency | None = None
-    #: Their median length in words.
-    turn_words: int = 0
+    #: Unfiltered latency for queries of chat-message length (LoCoMo turns).
+    turns: TurnLatency | None = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import statistics
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -26,6 +25,7 @@ from bench.measure import (
     paired_latencies,
     read_vectors,
     recall_at_10,
+    turn_latencies,
 )
 
 
@@ -98,15 +98,14 @@ async def measure(
             searched = questions.take(plan.searches)
             paired = await paired_latencies(api, searched, TEN_PERCENT)
             cached, _ = await latencies(api, searched[: plan.cached])
-            long_queries = turns.take(plan.searches) if turns else []
-            long, long_server = await latencies(api, long_queries) if long_queries else (None, None)
+            long = await turn_latencies(api, turns.take(plan.searches) if turns else [])
             recall = await recall_at_10(api, recall_questions, vectors, query_vectors)
             rss, peak = server.rss_mib(), server.peak_rss_mib()
             u, f = paired.unfiltered, paired.filtered
             log(
                 f"  {label}: p50 {u.p50:.1f} p95 {u.p95:.1f} ms (filtered {f.p50:.1f} / "
                 f"{f.p95:.1f}), R@10 {recall:.3f}"
-                + (f"; chat-message queries p50 {long.p50:.1f} p95 {long.p95:.1f}" if long else "")
+                + (f"; chat-message queries p95 {long.client.p95:.1f}" if long else "")
             )
             chat = await run_chat(api, questions.take(plan.chat)) if plan.chat else None
             load = None
@@ -150,8 +149,6 @@ async def measure(
         load_average=load_average(),
         dimension=dimension,
         turns=long,
-        turns_server=long_server,
-        turn_words=int(statistics.median(len(q.split()) for q in long_queries or [""])),
     )
     if copy:
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -100,9 +100,8 @@ def test_every_size_reports_latency_recall_and_memory(quick: Results) -> None:
         assert s.cached.count == QUICK.plan.cached
         # Queries of chat-message length too: LoCoMo turns, longer than the questions.
         assert s.turns is not None
-        assert s.turns_server is not None
-        assert s.turns.count == s.turns_server.count == QUICK.plan.searches
-        assert s.turn_words > 12
+        assert s.turns.client.count == s.turns.server.count == QUICK.plan.searches
+        assert s.turns.words > 12
         assert 0.0 <= s.recall <= 1.0
         # Small enough to scan exactly: the index alone finds the exact top 10.
         assert s.dense_recall >= 0.99
