@@ -2,6 +2,7 @@
 
     python -m bench.es_compare --work-dir DIR [--samples 0-9] [--sessions N]
     python -m bench.es_compare --work-dir DIR --only compare   # recompute from the saved runs
+    python -m bench.es_compare --work-dir DIR --env MEMORYD_SEARCH_KEYWORD_WEIGHT=0   # a setting
 
 Runs the bench's quality part (``bench.quality``, the same protocol as ``python
 -m bench --only quality``) once per storage (SQLite, then the Elasticsearch
@@ -134,6 +135,17 @@ def _samples(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split(","))
 
 
+def settings(pairs: Sequence[str]) -> dict[str, str]:
+    """``KEY=VALUE`` options as the servers' environment (only ``MEMORYD_*`` settings)."""
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.startswith("MEMORYD_"):
+            raise SystemExit(f"--env wants MEMORYD_NAME=VALUE, got {pair!r}")
+        env[key] = value
+    return env
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.es_compare", description=__doc__)
     parser.add_argument("--work-dir", type=Path, required=True)
@@ -146,7 +158,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="each sample in a store of its own (noida-db scans its whole index per search)",
     )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="MEMORYD_NAME=VALUE",
+        help="a setting for both servers (repeatable)",
+    )
     args = parser.parse_args(argv)
+    env = settings(args.env)
     work: Path = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
     samples = _samples(args.samples)
@@ -162,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scored: list[le.Scored] = []
         for picked, picked_mode in runs:
             place = work / storage / "-".join(map(str, picked))
-            result = asyncio.run(quality(every, picked_mode, place, storage=storage))
+            result = asyncio.run(quality(every, picked_mode, place, storage=storage, env=env))
             scored += result.scored
             save(work / f"quality-{storage}.json", scored)
             summary = le.summarise("cat 1-4", le.select(result.scored, CATEGORIES))

@@ -146,7 +146,10 @@ async def record_requests() -> list[tuple[str, Request]]:
         await index.search(IndexQuery(filter=memory_filter, vector=q, text=text, k=10))
     # An index change: removed memories (delete_by_query, count), added ones (bulk),
     # new tags (a scan and bulk updates), new keyword contexts.
-    hit = {"_id": "d1", "_source": {"tags": ["old"], "metadata": {}, "positions": [0]}}
+    hit = {
+        "_id": "d1",
+        "_source": {"tags": ["old"], "metadata": {}, "positions": [0], "text": "we go to Lisbon"},
+    }
     client.answers["search"] = lambda kw: {"hits": {"hits": [{**hit, "sort": ["m1"]}]}}
     item = indexed("acme", "c1", "m2", "we go to Lisbon", q, tags=("red",), metadata={"a": 2})
     await index.apply(

@@ -93,3 +93,46 @@ def test_the_planner_keeps_counts_until_the_scope_moves_by_a_quarter() -> None:
     assert planner.choose("s", ["a", "b"], 99) == ["a", "b"]  # too small to judge
     planner.learn("s", 260, {})  # grew by more than a quarter: counted again
     assert planner.known("s", ["a", "b"]) == (260, ["a", "b"])
+
+
+async def test_a_word_of_the_text_outranks_one_of_the_context_on_both_backends(
+    local_cluster: object, es_config: ElasticsearchConfig, tmp_path: Path
+) -> None:
+    """FTS5 weighs the keyword context 0.35 against the text: a shorter memory whose
+    context holds the word ranks below one whose text does. (Matched with equal weights,
+    as noida-db's ``combined_fields`` did when it ignored the boosts, the shorter wins.)"""
+    rng = np.random.default_rng(6)
+    memories = [
+        ("in-text", "Caroline: the violin", "apple pear plum fig"),
+        ("in-context", "Caroline: hello", "violin"),
+        *((f"other-{i}", f"Melanie: the garden number {i}", "") for i in range(6)),
+    ]
+    added = [
+        indexed("acme", "c3", mid, text, unit(rng), tags=("c3",), position=i, context=context)
+        for i, (mid, text, context) in enumerate(memories)
+    ]
+    messages = _stored([text for _, text, _ in memories])
+    order = {}
+    for name, backend in (
+        ("sqlite", await open_sqlite(tmp_path / "r.sqlite3", model_name="m", dimension=DIMENSION)),
+        ("elasticsearch", await open_elasticsearch(es_config, dimension=DIMENSION, model_name="m")),
+    ):
+        try:
+            conv = _conversation("acme", "c3", messages, tags=("c3",))
+            await backend.conversations.commit(_change("created", conv, messages, added))
+            await Indexer(backend.conversations, backend.index).drain("acme", "c3")
+            found = await backend.index.search(
+                IndexQuery(
+                    filter=MemoryFilter(tenant_id="acme", container_tags=("c3",)),
+                    vector=unit(rng),
+                    text="violin",
+                    k=10,
+                )
+            )
+            hits = sorted((c for c in found if c.keyword_rank is not None),
+                          key=lambda c: c.keyword_rank or 0)  # fmt: skip
+            order[name] = [c.memory_id for c in hits]
+        finally:
+            await backend.close()
+    assert order["sqlite"] == ["in-text", "in-context"]
+    assert order["elasticsearch"] == order["sqlite"]

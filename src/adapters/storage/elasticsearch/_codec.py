@@ -171,6 +171,31 @@ def memory_doc_id(tenant_id: str, memory_id: str) -> str:
     return doc_id("memory", tenant_id, memory_id)
 
 
+#: Copies of a memory's text in its ``keywords`` field, against one of its keyword
+#: context: the embedded store's FTS5 weights, 1 and 0.35 (1/0.35 = 2.86).
+TEXT_COPIES = 3
+
+
+def keyword_values(text: str, context: str) -> list[str]:
+    """The ``keywords`` field: ``TEXT_COPIES`` times the text, then the context.
+
+    One field's BM25 counts each copy, so a word of the text weighs three of
+    the context's, once, in one saturation and one length: BM25F, as FTS5's
+    weighted bm25 ranks the two columns. It is what ``combined_fields`` with a
+    boost of 3 on the text computes on Elasticsearch, written so that every
+    server computes it: noida-db ignores ``combined_fields`` boosts (the text
+    and the context weighed alike there, and R@5 on LoCoMo fell below the
+    embedded store's; docs/elasticsearch.md).
+    """
+    return [text] * TEXT_COPIES + [context]
+
+
+#: ``keyword_values`` in painless, for ``_reindex`` from schema 1 (which had no ``keywords``).
+KEYWORDS_SCRIPT = "ctx._source.keywords = [{}, ctx._source.context]".format(
+    ", ".join(["ctx._source.text"] * TEXT_COPIES)
+)
+
+
 def index_doc(
     item: IndexedMemory,
     *,
@@ -182,14 +207,16 @@ def index_doc(
     """The searchable document of a memory (one per memory, its pieces nested)."""
     memory = item.memory
     rows = unit_rows(item.vectors, dimension)
+    text = memory_text(memory)
     return {
         "tenant": memory.tenant_id,
         "memory_id": memory.id,
         "conversation_id": memory.conversation_id,
         "conversation_key": conversation_key(scope, memory.conversation_id),
         "scope": scope_list(scope),
-        "text": memory_text(memory),
+        "text": text,
         "context": item.keyword_context,
+        "keywords": keyword_values(text, item.keyword_context),
         "speaker": memory.speaker,
         "positions": list(memory.positions),
         "said_at": to_micros(memory.said_at) // 1000,

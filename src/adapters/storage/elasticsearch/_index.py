@@ -42,10 +42,8 @@ KIND = "memories"
 MAX_WINDOW = 10_000
 #: Ids per query or bulk request.
 CHUNK = 1000
-#: Weight of the keyword context next to the memory's own text (the embedded store's).
-CONTEXT_WEIGHT = 0.35
-#: The fields the keyword side matches.
-KEYWORD_FIELDS = ("text", "context")
+#: The field the keyword side matches (the text weighted against its context: ``_codec``).
+KEYWORD_FIELDS = ("keywords",)
 
 
 def index_actions(change: IndexChange, dimension: int) -> list[tuple[Doc, Doc]]:
@@ -137,12 +135,15 @@ class EsMemoryIndex:
             await self.cluster.refresh_now(KIND)
             contexts = dict(change.context_updates)
             query: list[Doc] = [*conversation, {"terms": {"positions": sorted(contexts)}}]
-            async for hit in self._scan(query, ["positions"], routing=tenant):
-                positions = hit["_source"]["positions"]
+            async for hit in self._scan(query, ["positions", "text"], routing=tenant):
+                source = hit["_source"]
+                positions = source["positions"]
                 if len(positions) == 1 and positions[0] in contexts:
+                    context = contexts[positions[0]]
+                    keywords = codec.keyword_values(source["text"], context)
                     actions.append(
                         ({"update": {"_id": hit["_id"], "routing": tenant}},
-                         {"doc": {"context": contexts[positions[0]]}})
+                         {"doc": {"context": context, "keywords": keywords}})
                     )  # fmt: skip
         for start in range(0, len(actions), CHUNK):
             await self.cluster.bulk(KIND, actions[start : start + CHUNK])
@@ -330,18 +331,12 @@ class EsMemoryIndex:
 
     @staticmethod
     def _keyword_body(words: Sequence[str], clauses: list[Doc], k: int) -> Doc:
-        """BM25F over the text and its context (FTS5's weights: 1 and 0.35), pre-filtered."""
+        """BM25 of the ``keywords`` field (the text weighted against its context), pre-filtered."""
+        (field,) = KEYWORD_FIELDS
         return {
             "query": {
                 "bool": {
-                    "must": [
-                        {
-                            "combined_fields": {
-                                "query": " ".join(words),
-                                "fields": [f"text^{1 / CONTEXT_WEIGHT:.4f}", "context"],
-                            }
-                        }
-                    ],
+                    "must": [{"match": {field: {"query": " ".join(words)}}}],
                     "filter": clauses,
                 }
             },

@@ -34,6 +34,7 @@ from memoryd.adapters.storage.elasticsearch._cluster import (
     reachable,
     status_of,
 )
+from memoryd.adapters.storage.elasticsearch._codec import KEYWORDS_SCRIPT
 from memoryd.adapters.storage.elasticsearch._config import ElasticsearchConfig
 from memoryd.adapters.storage.elasticsearch._schema import KINDS, SCHEMA_VERSION, template
 from memoryd.core.errors import ConfigurationError, StoreUnavailable
@@ -77,15 +78,26 @@ def block_request(index: str, *, blocked: bool) -> Doc:
     return {"index": index, "settings": {"index": {"blocks": {"write": blocked}}}}
 
 
-def reindex_request(source: str, dest: str) -> Doc:
-    """Copy every document (ids and routing kept), refreshed, waiting for the end."""
-    return {
+def reindex_request(source: str, dest: str, script: str | None = None) -> Doc:
+    """Copy every document (ids and routing kept), refreshed, waiting for the end;
+    each one changed by a painless ``script`` on the way, when given."""
+    body: Doc = {
         "source": {"index": source},
         "dest": {"index": dest, "op_type": "index"},
         "conflicts": "abort",
         "refresh": True,
         "wait_for_completion": True,
     }
+    if script is not None:
+        body["script"] = {"lang": "painless", "source": script}
+    return body
+
+
+def upgrade_script(old: Current) -> str | None:
+    """What a document of ``old`` needs on its way to the current schema (None: nothing)."""
+    if old.kind == "memories" and (old.schema_version or 1) < 2:
+        return KEYWORDS_SCRIPT  # schema 2 searches ``keywords``, which schema 1 lacked
+    return None
 
 
 def swap_request(moves: list[tuple[str, str, str]]) -> Doc:
@@ -167,7 +179,7 @@ async def _copy(cluster: Cluster, old: Current, new: str, made: list[str]) -> in
     # A reindex reads the source through a search: refresh it first, or the documents
     # written since the last refresh (conversations are written without one) are missed.
     await client.indices.refresh(index=old.index)
-    answer = await client.reindex(**reindex_request(old.index, new))
+    answer = await client.reindex(**reindex_request(old.index, new, upgrade_script(old)))
     total = int(answer.get("total", 0))
     copied = int(answer.get("created", 0)) + int(answer.get("updated", 0))
     if answer.get("failures") or answer.get("timed_out") or copied != total:

@@ -25,7 +25,8 @@ from memoryd.adapters.storage.elasticsearch._config import ElasticsearchConfig
 from memoryd.core.errors import ConfigurationError
 
 #: The mappings' version: a change to any mapping below raises it (``memoryd es migrate``).
-SCHEMA_VERSION = 1
+#: 2: the keyword side matches one ``keywords`` field (``_codec.keyword_values``).
+SCHEMA_VERSION = 2
 
 KINDS = ("memories", "conversations", "threads", "keys", "state")
 
@@ -51,7 +52,8 @@ ANALYSIS = {
 
 
 def memories_mapping(dimension: int, index_options: str) -> dict[str, Any]:
-    text = {"type": "text", "analyzer": "memoryd_text"}
+    #: Kept for reading and for rebuilding ``keywords``; not searched, so not indexed.
+    stored = {"type": "text", "index": False}
     return {
         "tenant": _KEYWORD,
         "memory_id": _KEYWORD,
@@ -61,9 +63,11 @@ def memories_mapping(dimension: int, index_options: str) -> dict[str, Any]:
         "scope": _KEYWORD,
         #: ``memory_text(memory)``: "[8 May 2023] Caroline: words", so that names and
         #: dates match as in the embedded store.
-        "text": text,
+        "text": stored,
         #: Neighbouring turns, weighted lower on the keyword side.
-        "context": text,
+        "context": stored,
+        #: What BM25 ranks: the text three times and the context once (``_codec``).
+        "keywords": {"type": "text", "analyzer": "memoryd_text"},
         "speaker": _KEYWORD,
         "positions": {"type": "integer"},
         "said_at": _DATE,
