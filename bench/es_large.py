@@ -32,6 +32,7 @@ from bench.build import DB, copy_data
 from bench.es_fill import bulk_copy_to_elasticsearch
 from bench.measure import read_vectors
 from memoryd.adapters.storage.elasticsearch import ElasticsearchConfig, open_elasticsearch
+from memoryd.adapters.storage.elasticsearch._index import KEYWORD_FIELDS, keyword_body
 from memoryd.adapters.storage.elasticsearch._terms import count_body, terms
 
 
@@ -64,12 +65,10 @@ async def single_requests(url: str, tenant: str, vector: list[float], words: str
             index=alias, routing=tenant, size=30, source=src,
             knn={"field": "pieces.vector", "query_vector": vector, "k": 30,
                  "num_candidates": 100, "filter": {"bool": {"filter": clauses}}}),
-        "BM25 (combined_fields)": lambda: es.search(
-            index=alias, routing=tenant, size=10, source=src,
-            query={"bool": {"must": [{"combined_fields": {"query": " ".join(chosen),
-                   "fields": ["text^2.8571", "context"]}}], "filter": clauses}}),
+        "BM25 (keywords)": lambda: es.search(
+            index=alias, routing=tenant, **keyword_body(chosen, clauses, 10)),
         f"word counts ({len(chosen)} words)": lambda: es.search(
-            index=alias, routing=tenant, **count_body(clauses, chosen, ("text", "context"))),
+            index=alias, routing=tenant, **count_body(clauses, chosen, KEYWORD_FIELDS)),
         "refresh": lambda: es.indices.refresh(index=alias),
     }  # fmt: skip
     out: dict[str, float] = {}

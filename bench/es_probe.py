@@ -29,6 +29,11 @@ import numpy as np
 from bench._noida import local_elasticsearch
 from memoryd.adapters.storage.elasticsearch import ElasticsearchConfig, open_elasticsearch
 from memoryd.adapters.storage.elasticsearch._codec import memory_doc_id
+from memoryd.adapters.storage.elasticsearch._index import (
+    KEYWORD_FIELDS,
+    keyword_body,
+    keyword_match,
+)
 from memoryd.adapters.storage.elasticsearch._terms import count_body
 from memoryd.core.filters import MemoryFilter
 from memoryd.core.model import Memory
@@ -112,14 +117,14 @@ async def probe(url: str, n: int, repeat: int, log: Any = print) -> dict[str, fl
             return lambda: es.search(index=alias, routing=TENANT, **body)
 
         def bm25(clauses: list[Any], where: str = "filter", **kw: Any) -> Any:
-            match = {"combined_fields": {"query": words, "fields": ["text^2.8571", "context"]}}
+            match = keyword_match(words.split())
             query: dict[str, Any] = {"bool": {"must": [match], "filter": clauses}}
             if where == "must":
                 query = {"bool": {"must": [match, *clauses]}}
             body = {"query": query, "size": 10, "_source": src, **kw}
             return lambda: es.search(index=alias, routing=TENANT, **body)
 
-        counted = count_body(tenant, words.split(), ("text", "context"))
+        counted = count_body(tenant, words.split(), KEYWORD_FIELDS)
         probes: dict[str, Callable[[], Awaitable[Any]]] = {
             "knn tenant": knn(tenant),
             "knn tenant _source false": knn(tenant, _source=False),
@@ -147,9 +152,7 @@ async def probe(url: str, n: int, repeat: int, log: Any = print) -> dict[str, fl
                             "filter": {"bool": {"filter": tenant}}},
                     "size": 30, "_source": src},
                 {"index": alias, "routing": TENANT},
-                {"query": {"bool": {"must": [{"combined_fields": {
-                    "query": words, "fields": ["text^2.8571", "context"]}}],
-                    "filter": tenant}}, "size": 10, "_source": src},
+                keyword_body(words.split(), tenant, 10),
                 {"index": alias, "routing": TENANT}, counted]),
             "get by id": lambda: es.get(index=alias, id=memory_doc_id(TENANT, "m5"),
                                         routing=TENANT),

@@ -63,6 +63,22 @@ def index_actions(change: IndexChange, dimension: int) -> list[tuple[Doc, Doc]]:
     return actions
 
 
+def keyword_match(words: Sequence[str]) -> Doc:
+    """The keyword side's query: BM25 of the ``keywords`` field (the text weighted
+    against its context, ``_codec.keyword_values``)."""
+    (field,) = KEYWORD_FIELDS
+    return {"match": {field: {"query": " ".join(words)}}}
+
+
+def keyword_body(words: Sequence[str], clauses: list[Doc], k: int) -> Doc:
+    """The BM25 search of ``words``, pre-filtered by ``clauses``: the best ``k``."""
+    return {
+        "query": {"bool": {"must": [keyword_match(words)], "filter": clauses}},
+        "size": k,
+        "_source": ["memory_id", "payload.vectors", "payload.dims"],
+    }
+
+
 def _generation_id(tenant_id: str | None) -> str:
     return doc_id("generation", tenant_id) if tenant_id is not None else "generation-all"
 
@@ -297,7 +313,7 @@ class EsMemoryIndex:
         if known_size is not None and not missing:
             chosen = self.planner.choose(scope, words, known_size)
             if chosen:
-                requests += [head, self._keyword_body(chosen, clauses, k)]
+                requests += [head, keyword_body(chosen, clauses, k)]
         requests += [head, count_body(clauses, missing, KEYWORD_FIELDS)]
         return requests, chosen, missing
 
@@ -324,25 +340,10 @@ class EsMemoryIndex:
         if chosen is None:
             chosen = self.planner.choose(scope, words, size)
             if chosen:
-                second = await self._msearch([head, self._keyword_body(chosen, clauses, k)])
+                second = await self._msearch([head, keyword_body(chosen, clauses, k)])
                 found: list[Doc] = second[0]["hits"]["hits"]
                 return found
         return []
-
-    @staticmethod
-    def _keyword_body(words: Sequence[str], clauses: list[Doc], k: int) -> Doc:
-        """BM25 of the ``keywords`` field (the text weighted against its context), pre-filtered."""
-        (field,) = KEYWORD_FIELDS
-        return {
-            "query": {
-                "bool": {
-                    "must": [{"match": {field: {"query": " ".join(words)}}}],
-                    "filter": clauses,
-                }
-            },
-            "size": k,
-            "_source": ["memory_id", "payload.vectors", "payload.dims"],
-        }
 
     async def _msearch(self, searches: list[Doc]) -> list[Doc]:
         """The responses, or ``StoreUnavailable`` (429, 5xx) / an error (4xx) for any refused."""
