@@ -32,7 +32,7 @@ from bench.build import DB, copy_data
 from bench.es_fill import bulk_copy_to_elasticsearch
 from bench.measure import read_vectors
 from memoryd.adapters.storage.elasticsearch import ElasticsearchConfig, open_elasticsearch
-from memoryd.adapters.storage.elasticsearch._index import KEYWORD_FIELDS, keyword_body
+from memoryd.adapters.storage.elasticsearch._index import RESCORE_SOURCE, keyword_body
 from memoryd.adapters.storage.elasticsearch._terms import count_body, terms
 
 
@@ -53,7 +53,7 @@ async def single_requests(url: str, tenant: str, vector: list[float], words: str
     es = backend.cluster.client
     alias = config.alias("memories")
     clauses = [{"term": {"tenant": tenant}}]
-    src = ["memory_id", "payload.vectors", "payload.dims"]
+    src = RESCORE_SOURCE
     chosen = terms(words)
     calls: dict[str, Any] = {
         "get by id (a conversation)": lambda: es.options(ignore_status=404).get(
@@ -68,7 +68,7 @@ async def single_requests(url: str, tenant: str, vector: list[float], words: str
         "BM25 (keywords)": lambda: es.search(
             index=alias, routing=tenant, **keyword_body(chosen, clauses, 10)),
         f"word counts ({len(chosen)} words)": lambda: es.search(
-            index=alias, routing=tenant, **count_body(clauses, chosen, KEYWORD_FIELDS)),
+            index=alias, routing=tenant, **count_body(clauses, chosen)),
         "refresh": lambda: es.indices.refresh(index=alias),
     }  # fmt: skip
     out: dict[str, float] = {}

@@ -29,12 +29,8 @@ import numpy as np
 from bench._noida import local_elasticsearch
 from memoryd.adapters.storage.elasticsearch import ElasticsearchConfig, open_elasticsearch
 from memoryd.adapters.storage.elasticsearch._codec import memory_doc_id
-from memoryd.adapters.storage.elasticsearch._index import (
-    KEYWORD_FIELDS,
-    keyword_body,
-    keyword_match,
-)
-from memoryd.adapters.storage.elasticsearch._terms import count_body
+from memoryd.adapters.storage.elasticsearch._index import RESCORE_SOURCE, keyword_body
+from memoryd.adapters.storage.elasticsearch._terms import count_body, keyword_match
 from memoryd.core.filters import MemoryFilter
 from memoryd.core.model import Memory
 from memoryd.core.ports import IndexChange, IndexedMemory, IndexQuery
@@ -104,7 +100,7 @@ async def probe(url: str, n: int, repeat: int, log: Any = print) -> dict[str, fl
         q = items[3].vectors[0].tolist()
         tenant = [{"term": {"tenant": TENANT}}]
         bucket = [*tenant, {"term": {"metadata_terms": "bucket=n:3"}}]
-        src = ["memory_id", "payload.vectors", "payload.dims"]
+        src = RESCORE_SOURCE
         words = " ".join(items[5].memory.text.split()[:4])
 
         def knn(clauses: list[Any], **kw: Any) -> Any:
@@ -124,7 +120,7 @@ async def probe(url: str, n: int, repeat: int, log: Any = print) -> dict[str, fl
             body = {"query": query, "size": 10, "_source": src, **kw}
             return lambda: es.search(index=alias, routing=TENANT, **body)
 
-        counted = count_body(tenant, words.split(), KEYWORD_FIELDS)
+        counted = count_body(tenant, words.split())
         probes: dict[str, Callable[[], Awaitable[Any]]] = {
             "knn tenant": knn(tenant),
             "knn tenant _source false": knn(tenant, _source=False),

@@ -30,7 +30,13 @@ from memoryd.adapters.storage._vectors import unit_rows
 from memoryd.adapters.storage.elasticsearch import _codec as codec
 from memoryd.adapters.storage.elasticsearch._cluster import Cluster, Doc, doc_id, reachable
 from memoryd.adapters.storage.elasticsearch._filters import filter_clauses
-from memoryd.adapters.storage.elasticsearch._terms import TermPlanner, count_body, counts, terms
+from memoryd.adapters.storage.elasticsearch._terms import (
+    TermPlanner,
+    count_body,
+    counts,
+    keyword_match,
+    terms,
+)
 from memoryd.core.errors import ConfigurationError, StoreUnavailable
 from memoryd.core.model import Memory
 from memoryd.core.ports import Candidate, IndexChange, IndexQuery
@@ -42,8 +48,8 @@ KIND = "memories"
 MAX_WINDOW = 10_000
 #: Ids per query or bulk request.
 CHUNK = 1000
-#: The field the keyword side matches (the text weighted against its context: ``_codec``).
-KEYWORD_FIELDS = ("keywords",)
+#: What a search reads of each hit: its id and exact vectors, to rescore it.
+RESCORE_SOURCE = ["memory_id", "payload.vectors", "payload.dims"]
 
 
 def index_actions(change: IndexChange, dimension: int) -> list[tuple[Doc, Doc]]:
@@ -63,19 +69,12 @@ def index_actions(change: IndexChange, dimension: int) -> list[tuple[Doc, Doc]]:
     return actions
 
 
-def keyword_match(words: Sequence[str]) -> Doc:
-    """The keyword side's query: BM25 of the ``keywords`` field (the text weighted
-    against its context, ``_codec.keyword_values``)."""
-    (field,) = KEYWORD_FIELDS
-    return {"match": {field: {"query": " ".join(words)}}}
-
-
 def keyword_body(words: Sequence[str], clauses: list[Doc], k: int) -> Doc:
     """The BM25 search of ``words``, pre-filtered by ``clauses``: the best ``k``."""
     return {
         "query": {"bool": {"must": [keyword_match(words)], "filter": clauses}},
         "size": k,
-        "_source": ["memory_id", "payload.vectors", "payload.dims"],
+        "_source": RESCORE_SOURCE,
     }
 
 
@@ -242,7 +241,7 @@ class EsMemoryIndex:
                     "filter": {"bool": {"filter": clauses}},
                 },
                 "size": wanted,
-                "_source": ["memory_id", "payload.vectors", "payload.dims"],
+                "_source": RESCORE_SOURCE,
             },
         ]
         # The words the embedded store would search (``_terms``): its stopwords, less
@@ -314,7 +313,7 @@ class EsMemoryIndex:
             chosen = self.planner.choose(scope, words, known_size)
             if chosen:
                 requests += [head, keyword_body(chosen, clauses, k)]
-        requests += [head, count_body(clauses, missing, KEYWORD_FIELDS)]
+        requests += [head, count_body(clauses, missing)]
         return requests, chosen, missing
 
     async def _keyword_hits(

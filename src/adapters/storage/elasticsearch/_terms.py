@@ -29,7 +29,7 @@ from memoryd.core.words import COMMON_FROM, terms
 
 Doc = dict[str, Any]
 
-__all__ = ["COMMON_FROM", "TermPlanner", "terms"]
+__all__ = ["COMMON_FROM", "KEYWORD_FIELD", "TermPlanner", "keyword_match", "terms"]
 
 
 class TermPlanner:
@@ -76,15 +76,22 @@ class TermPlanner:
         return [w for w in words if 0 < counts[w] <= size // 2]
 
 
-def count_body(clauses: Sequence[Doc], words: Sequence[str], fields: Sequence[str]) -> Doc:
+#: The field the keyword side matches: the text weighted against its context
+#: (``_codec.keyword_values``).
+KEYWORD_FIELD = "keywords"
+
+
+def keyword_match(words: Sequence[str]) -> Doc:
+    """The keyword side's query: BM25 of ``words`` (any of them) in ``KEYWORD_FIELD``."""
+    return {"match": {KEYWORD_FIELD: {"query": " ".join(words)}}}
+
+
+def count_body(clauses: Sequence[Doc], words: Sequence[str]) -> Doc:
     """One ``size: 0`` search: the filter's memories (the total), and those holding each
     of ``words`` (a ``filters`` aggregation, bucket ``wN`` for the Nth word)."""
     body: Doc = {"query": {"bool": {"filter": list(clauses)}}, "size": 0, "track_total_hits": True}
     if words:
-        buckets = {
-            f"w{i}": {"multi_match": {"query": w, "fields": list(fields)}}
-            for i, w in enumerate(words)
-        }
+        buckets = {f"w{i}": keyword_match([w]) for i, w in enumerate(words)}
         body["aggs"] = {"words": {"filters": {"filters": buckets}}}
     return body
 
